@@ -1,0 +1,177 @@
+//! `$PATINA_HOME`: where patina keeps its registry and reference clones, and
+//! the one place where names from the outside become file names.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// GitHub allows 39 characters for an owner and 100 for a repository; a longer
+/// name is not GitHub's and would only make an unwieldy file name.
+const MAX_NAME_LEN: usize = 100;
+
+/// Checks an owner, repository or registry name before it can reach a path:
+/// `[A-Za-z0-9._-]`, no `..`, not `.`, at most 100 characters.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a name cannot be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("a name is at most {MAX_NAME_LEN} characters"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{:?} is not allowed in a name (only A-Z a-z 0-9 . _ -)",
+            bad
+        ));
+    }
+    if name == "." || name.contains("..") {
+        return Err(format!("{name:?} is not a valid name (no `.` or `..`)"));
+    }
+    Ok(())
+}
+
+/// patina's home folder.
+#[derive(Debug, Clone)]
+pub struct PatinaHome {
+    dir: PathBuf,
+}
+
+/// A reference repository as patina registered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredRepo {
+    pub path: PathBuf,
+    /// `owner/repo` from the entry's `github:` field, when present.
+    pub github: Option<String>,
+}
+
+impl PatinaHome {
+    /// `$PATINA_HOME`, else `~/.patina`.
+    pub fn from_env() -> Result<Self> {
+        let dir = match std::env::var_os("PATINA_HOME") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => dirs::home_dir()
+                .ok_or_else(|| anyhow!("cannot find the home folder: set PATINA_HOME"))?
+                .join(".patina"),
+        };
+        Ok(Self { dir })
+    }
+
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Finds a reference repository: `registry.yaml` `repos[NAME]` first, then
+    /// `cache/repos/NAME`. `name` must have passed [`check_name`].
+    pub fn reference_repo(&self, name: &str) -> Result<RegisteredRepo> {
+        debug_assert!(check_name(name).is_ok());
+        let registry = self.dir.join("registry.yaml");
+        if let Some(found) = read_registry_entry(&registry, name)? {
+            return Ok(found);
+        }
+        let cached = self.dir.join("cache").join("repos").join(name);
+        if cached.is_dir() {
+            return Ok(RegisteredRepo {
+                path: cached,
+                github: None,
+            });
+        }
+        bail!(
+            "no reference repository named {name:?}: it is not in {} and {} does not exist \
+             (register it with `patina repo add`, or use -C DIR)",
+            registry.display(),
+            cached.display()
+        )
+    }
+}
+
+fn read_registry_entry(registry: &Path, name: &str) -> Result<Option<RegisteredRepo>> {
+    let text = match fs::read_to_string(registry) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", registry.display())),
+    };
+    let docs = YamlLoader::load_from_str(&text)
+        .with_context(|| format!("cannot parse {}", registry.display()))?;
+    let Some(entry) = docs.first().map(|doc| &doc["repos"][name]) else {
+        return Ok(None);
+    };
+    if entry.is_badvalue() {
+        return Ok(None);
+    }
+    let Some(path) = entry["path"].as_str() else {
+        bail!(
+            "{}: repos.{name} has no `path`: fix the entry or use -C DIR",
+            registry.display()
+        );
+    };
+    Ok(Some(RegisteredRepo {
+        path: expand_tilde(path),
+        github: match &entry["github"] {
+            Yaml::String(s) => Some(s.clone()),
+            _ => None,
+        },
+    }))
+}
+
+/// patina writes absolute paths, but a hand-edited registry may say `~/…`.
+fn expand_tilde(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_github_rules() {
+        for ok in ["patina", "claude-code", "a.b_c-1", ".github", "x"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(101);
+        for bad in [
+            "", ".", "..", "a..b", "a/b", "a b", "a\0b", "a\nb", "ü", "../x", &long,
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn registry_entry_wins_over_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = PatinaHome::at(dir.path());
+        fs::create_dir_all(dir.path().join("cache/repos/dojo")).unwrap();
+        fs::write(
+            dir.path().join("registry.yaml"),
+            "version: 1\nrepos:\n  claude-code:\n    path: /srv/cc\n    github: anthropics/claude-code\n",
+        )
+        .unwrap();
+        assert_eq!(
+            home.reference_repo("claude-code").unwrap(),
+            RegisteredRepo {
+                path: "/srv/cc".into(),
+                github: Some("anthropics/claude-code".into())
+            }
+        );
+        assert_eq!(
+            home.reference_repo("dojo").unwrap().path,
+            dir.path().join("cache/repos/dojo")
+        );
+        let err = home.reference_repo("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("no reference repository named \"nope\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+use clap::Parser;
+
+use patina_forge::cli::Cli;
+use patina_forge::exit::ExitCode;
+
+fn main() -> std::process::ExitCode {
+    let config = Cli::parse().into();
+    match patina_forge::run(config) {
+        Ok(code) => code.into(),
+        Err(err) if is_broken_pipe(&err) => ExitCode::Success.into(),
+        Err(err) => {
+            // One line, so that cron mails and journals stay readable.
+            let message = format!("{err:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::Failure.into()
+        }
+    }
+}
+
+/// `patina-forge --status | head -1` is not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,106 @@
+//! The project's `patina.db`, shared with patina: opening it safely, its
+//! schema, and the queries over the backlog.
+
+mod backlog;
+mod schema;
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags};
+
+pub use backlog::{Counts, Mention, Recorded};
+
+/// patina, a running sync and a status query share the file; a writer holds
+/// the lock for one short transaction, so waiting beats failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (or creates) the database for writing, with patina's objects and
+    /// our migrations in place.
+    pub fn open(path: &Path) -> Result<Self> {
+        refuse_foreign_file(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the database folder {}", parent.display())
+            })?;
+        }
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets patina read while a sync writes.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .with_context(|| format!("cannot use the database {}", path.display()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!(
+                "cannot switch {} to WAL (journal mode stays {mode}): is it on a network file system?",
+                path.display()
+            );
+        }
+        schema::upgrade(&mut conn).with_context(|| format!("database {}", path.display()))?;
+        Ok(Self { conn })
+    }
+
+    /// Opens the database for reading only; `None` when it does not exist yet.
+    /// Never creates, migrates or writes anything.
+    pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        refuse_foreign_file(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Some(Self { conn }))
+    }
+
+    fn has_table(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |row| row.get(0),
+        )?)
+    }
+}
+
+/// SQLite would take a non-database file for a corrupt database and fail
+/// later, or, when it is empty, turn it into one. A file that is not ours to
+/// touch is left exactly as it is.
+fn refuse_foreign_file(path: &Path) -> Result<()> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if file.metadata()?.is_dir() {
+        bail!("{} is a folder, not a database file", path.display());
+    }
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    if read == 0 || &header == SQLITE_HEADER {
+        return Ok(());
+    }
+    bail!(
+        "{} is not a SQLite database; it was left untouched (move it away, or pass --db PATH)",
+        path.display()
+    )
+}

@@ -1,0 +1,144 @@
+//! patina's objects, exactly as patina creates them, and our own additions as
+//! numbered migrations recorded in `PRAGMA user_version`.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// patina's DDL (see patina-schema.md). `IF NOT EXISTS` everywhere: patina
+/// may have created these first, and then its definitions stand.
+const PATINA_DDL: &str = "
+CREATE TABLE IF NOT EXISTS eventlog (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_type TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    source_file TEXT,
+    data TEXT NOT NULL,
+    CHECK(json_valid(data))
+);
+CREATE INDEX IF NOT EXISTS idx_eventlog_type ON eventlog(event_type);
+CREATE INDEX IF NOT EXISTS idx_eventlog_timestamp ON eventlog(timestamp);
+CREATE INDEX IF NOT EXISTS idx_eventlog_source ON eventlog(source_id);
+CREATE INDEX IF NOT EXISTS idx_eventlog_type_time ON eventlog(event_type, timestamp);
+
+CREATE TABLE IF NOT EXISTS scrape_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+
+CREATE TABLE IF NOT EXISTS forge_issues (
+    number INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    body TEXT,
+    state TEXT NOT NULL,
+    labels TEXT,
+    author TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event_seq INTEGER,
+    FOREIGN KEY (event_seq) REFERENCES eventlog(seq)
+);
+CREATE TABLE IF NOT EXISTS forge_prs (
+    number INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    body TEXT,
+    state TEXT NOT NULL,
+    labels TEXT,
+    author TEXT,
+    created_at TEXT NOT NULL,
+    merged_at TEXT,
+    url TEXT NOT NULL,
+    linked_issues TEXT,
+    approvals INTEGER DEFAULT 0,
+    event_seq INTEGER,
+    FOREIGN KEY (event_seq) REFERENCES eventlog(seq)
+);
+CREATE INDEX IF NOT EXISTS idx_forge_issues_state ON forge_issues(state);
+CREATE INDEX IF NOT EXISTS idx_forge_issues_updated ON forge_issues(updated_at);
+CREATE INDEX IF NOT EXISTS idx_forge_prs_state ON forge_prs(state);
+CREATE INDEX IF NOT EXISTS idx_forge_prs_merged ON forge_prs(merged_at);
+
+CREATE TABLE IF NOT EXISTS forge_refs (
+    repo        TEXT NOT NULL,
+    ref_number  INTEGER NOT NULL,
+    ref_kind    TEXT DEFAULT 'unknown',
+    discovered  TEXT NOT NULL,
+    source      TEXT,
+    resolved    TEXT,
+    error       TEXT,
+    PRIMARY KEY (repo, ref_number)
+);
+CREATE INDEX IF NOT EXISTS idx_forge_refs_pending
+    ON forge_refs(repo, discovered DESC) WHERE resolved IS NULL;
+";
+
+type Migration = fn(&Transaction) -> rusqlite::Result<()>;
+
+/// Ours, in order; migration `i` brings `user_version` from `i` to `i + 1`.
+/// Append only: a shipped migration never changes.
+const MIGRATIONS: &[Migration] = &[backlog_order_and_scanned_tips];
+
+/// 1: what discovery needs. `commit_time` (unix seconds of the newest commit
+/// that mentions the ref) lets the backlog drain newest first; `pattern` keeps
+/// a hint of what found it; `forge_scanned_tips` makes discovery incremental.
+fn backlog_order_and_scanned_tips(tx: &Transaction) -> rusqlite::Result<()> {
+    add_column_if_missing(tx, "forge_refs", "commit_time", "INTEGER")?;
+    add_column_if_missing(tx, "forge_refs", "pattern", "TEXT")?;
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_forge_refs_backlog
+             ON forge_refs(repo, commit_time DESC, ref_number DESC) WHERE resolved IS NULL;
+         CREATE TABLE IF NOT EXISTS forge_scanned_tips (
+             repo       TEXT NOT NULL,
+             commit_id  TEXT NOT NULL,
+             scanned_at TEXT NOT NULL,
+             PRIMARY KEY (repo, commit_id)
+         );",
+    )
+}
+
+/// `ALTER TABLE … ADD COLUMN` fails on a column that exists; a database that
+/// patina or an older build touched in between must not stop the upgrade.
+fn add_column_if_missing(
+    tx: &Transaction,
+    table: &str,
+    column: &str,
+    decl: &str,
+) -> rusqlite::Result<()> {
+    let exists: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+    }
+    Ok(())
+}
+
+/// The newest schema this build writes.
+pub const VERSION: usize = MIGRATIONS.len();
+
+/// Creates patina's objects and applies our pending migrations in one
+/// transaction, so a crash leaves either the old schema or the new one.
+pub fn upgrade(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(PATINA_DDL)
+        .context("cannot create patina's tables")?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let current = usize::try_from(current).unwrap_or(usize::MAX);
+    if current > VERSION {
+        bail!(
+            "the database's schema is version {current}, newer than this patina-forge knows \
+             ({VERSION}): upgrade patina-forge"
+        );
+    }
+    for (version, migrate) in MIGRATIONS.iter().enumerate().skip(current) {
+        migrate(&tx).with_context(|| format!("cannot apply migration {}", version + 1))?;
+    }
+    if current < VERSION {
+        tx.pragma_update(None, "user_version", VERSION as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Which repository, which database, which forge repository: everything the
+//! command line and the repository's own config say about the target.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::home::{self, PatinaHome};
+
+/// `OWNER/REPO` on the forge, both parts checked by [`home::check_name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgeName {
+    pub owner: String,
+    pub name: String,
+}
+
+impl ForgeName {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let (owner, name) = value
+            .split_once('/')
+            .ok_or_else(|| format!("expected OWNER/REPO, got {value:?}"))?;
+        home::check_name(owner)?;
+        home::check_name(name)?;
+        Ok(Self {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for ForgeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+/// The forge repository and the host that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forge {
+    /// Lower-case host name without port, e.g. `github.com`.
+    pub host: String,
+    pub repo: ForgeName,
+}
+
+/// What the command line asked for.
+#[derive(Debug, Default, Clone)]
+pub struct TargetSpec {
+    pub path: Option<PathBuf>,
+    pub repo: Option<String>,
+    pub db: Option<PathBuf>,
+    pub forge: Option<ForgeName>,
+}
+
+/// The resolved target of one run.
+pub struct Target {
+    pub repo: gix::Repository,
+    /// Where `.patina/` lives: the work tree's root, or the git dir of a bare repository.
+    pub root: PathBuf,
+    pub db_path: PathBuf,
+    pub forge: Forge,
+}
+
+const DEFAULT_HOST: &str = "github.com";
+
+impl Target {
+    pub fn resolve(spec: &TargetSpec, home: &PatinaHome) -> Result<Self> {
+        let (start, registered) = match &spec.repo {
+            Some(name) => {
+                let found = home.reference_repo(name)?;
+                (found.path.clone(), Some(found))
+            }
+            None => (
+                spec.path.clone().unwrap_or_else(|| PathBuf::from(".")),
+                None,
+            ),
+        };
+        let repo = open_repository(&start)?;
+        let root = match repo.workdir() {
+            Some(workdir) => workdir.to_owned(),
+            None => repo.git_dir().to_owned(),
+        };
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let db_path = match &spec.db {
+            Some(db) => db.clone(),
+            None => root
+                .join(".patina")
+                .join("local")
+                .join("data")
+                .join("patina.db"),
+        };
+
+        let origin = repo
+            .config_snapshot()
+            .string("remote.origin.url")
+            .map(|url| url.to_string());
+        let from_origin = origin.as_deref().map(parse_remote_url);
+        let forge = match (&spec.forge, from_origin) {
+            (Some(name), Some(Ok(parsed))) => Forge {
+                host: parsed.host,
+                repo: name.clone(),
+            },
+            (Some(name), _) => Forge {
+                host: DEFAULT_HOST.into(),
+                repo: name.clone(),
+            },
+            (None, Some(Ok(parsed))) => parsed,
+            (None, Some(Err(e))) => {
+                bail!("{e}; pass --forge OWNER/REPO")
+            }
+            (None, None) => match registered.and_then(|r| r.github) {
+                Some(github) => Forge {
+                    host: DEFAULT_HOST.into(),
+                    repo: ForgeName::parse(&github).map_err(|e| {
+                        anyhow!("registry.yaml names the forge repository {github:?}: {e}")
+                    })?,
+                },
+                None => bail!(
+                    "{} has no `origin` remote to tell the forge repository: pass --forge OWNER/REPO",
+                    root.display()
+                ),
+            },
+        };
+        Ok(Self {
+            repo,
+            root,
+            db_path,
+            forge,
+        })
+    }
+}
+
+fn open_repository(start: &Path) -> Result<gix::Repository> {
+    if !start.exists() {
+        bail!("{} does not exist", start.display());
+    }
+    // gix's own error says little to a user; its typed search result tells
+    // "no repository here" from a broken one.
+    if let Err(e) = gix::discover::upwards(start) {
+        use gix::discover::upwards::Error as Upwards;
+        if let Some(
+            Upwards::NoGitRepository { .. }
+            | Upwards::NoGitRepositoryWithinCeiling { .. }
+            | Upwards::NoGitRepositoryWithinFs { .. },
+        ) = e.downcast_any_ref::<Upwards>()
+        {
+            bail!(
+                "{} is not inside a git repository (use -C DIR or --repo NAME)",
+                start.display()
+            );
+        }
+    }
+    let mut repo = gix::discover(start)
+        .with_context(|| format!("cannot open the git repository at {}", start.display()))?;
+    // Discovery reads every commit object once for its parents and once for its
+    // message; a small cache turns the second read into a copy.
+    repo.object_cache_size_if_unset(4 * 1024 * 1024);
+    Ok(repo)
+}
+
+/// Reads `OWNER/REPO` and the host from a remote URL, in the forms GitHub and
+/// its peers hand out. Anything else is refused rather than guessed at.
+pub fn parse_remote_url(url: &str) -> Result<Forge, String> {
+    let refuse = || {
+        format!(
+            "cannot tell the forge repository from origin's URL {:?} (expected \
+             git@HOST:OWNER/REPO, ssh://, https:// or git:// HOST/OWNER/REPO)",
+            redact(url)
+        )
+    };
+    let url = url.trim();
+    let (authority, path) = if let Some(rest) = ["https://", "ssh://", "git://"]
+        .iter()
+        .find_map(|scheme| strip_prefix_ignore_case(url, scheme))
+    {
+        rest.split_once('/').ok_or_else(refuse)?
+    } else if !url.contains("://") {
+        // scp-like: [user@]host:path, where a path starting with `/` would be a
+        // local absolute path in disguise and `C:\…` a Windows one.
+        let (authority, path) = url.split_once(':').ok_or_else(refuse)?;
+        if path.starts_with('/') || authority.contains('/') || authority.len() <= 1 {
+            return Err(refuse());
+        }
+        (authority, path)
+    } else {
+        return Err(refuse());
+    };
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = host.split_once(':').map_or(host, |(host, _port)| host);
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+    {
+        return Err(refuse());
+    }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let (owner, name) = path.split_once('/').ok_or_else(refuse)?;
+    if name.contains('/') {
+        return Err(refuse());
+    }
+    let repo = ForgeName::parse(&format!("{owner}/{name}")).map_err(|_| refuse())?;
+    Ok(Forge {
+        host: host.to_ascii_lowercase(),
+        repo,
+    })
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Hides credentials that a URL may carry (`https://user:token@host/…`).
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, path)) if authority.contains('@') => {
+                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                format!("{scheme}://***@{host}/{path}")
+            }
+            _ => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(url: &str) -> (String, String) {
+        let forge = parse_remote_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        (forge.host, forge.repo.to_string())
+    }
+
+    #[test]
+    fn accepts_the_forms_forges_hand_out() {
+        let gh = |r: &str| ("github.com".to_owned(), r.to_owned());
+        assert_eq!(ok("git@github.com:o/r.git"), gh("o/r"));
+        assert_eq!(ok("git@github.com:o/r"), gh("o/r"));
+        assert_eq!(ok("ssh://git@github.com/o/r.git"), gh("o/r"));
+        assert_eq!(ok("ssh://github.com:22/o/r"), gh("o/r"));
+        assert_eq!(ok("ssh://git@GitHub.com:2222/o/r.git"), gh("o/r"));
+        assert_eq!(ok("https://github.com/o/r.git"), gh("o/r"));
+        assert_eq!(ok("https://github.com/o/r"), gh("o/r"));
+        assert_eq!(ok("https://github.com/o/r/"), gh("o/r"));
+        assert_eq!(ok("https://github.com/o/r.git/"), gh("o/r"));
+        assert_eq!(ok("https://user:secret@github.com/o/r"), gh("o/r"));
+        assert_eq!(ok("git://github.com/o/r"), gh("o/r"));
+        assert_eq!(
+            ok("https://ghe.example.com:8443/team/tool.git"),
+            ("ghe.example.com".into(), "team/tool".into())
+        );
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        for url in [
+            "/srv/git/x.git",
+            "file:///srv/git/x.git",
+            "../x",
+            "https://github.com/only-one",
+            "https://github.com/a/b/c",
+            "https://github.com/../b",
+            "git@github.com:/abs/path",
+            "ftp://host/o/r",
+            "C:\\repos\\x",
+            "https://github.com/o/r%20x",
+            "",
+        ] {
+            assert!(parse_remote_url(url).is_err(), "{url:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn refusals_never_show_credentials() {
+        let err = parse_remote_url("https://user:hunter2@example.com/x").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

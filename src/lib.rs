@@ -67,8 +67,8 @@ pub fn run(config: Config) -> Result<ExitCode> {
                     target.root.display()
                 );
             }
-            let counts = store.counts(&target.forge.repo.to_string())?;
-            report::discovery(&mut out, &outcome, &counts)?;
+            let pending = store.pending(&target.forge.repo.to_string())?;
+            report::discovery(&mut out, &outcome, pending)?;
         }
         Mode::Status { json } => {
             let repo = target.forge.repo.to_string();

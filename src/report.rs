@@ -30,7 +30,7 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-pub fn discovery(out: &mut impl Write, outcome: &Outcome, counts: &Counts) -> io::Result<()> {
+pub fn discovery(out: &mut impl Write, outcome: &Outcome, pending: u64) -> io::Result<()> {
     if outcome.unborn {
         writeln!(out, "No commits yet: nothing to discover")?;
     } else if outcome.commits == 0 {
@@ -57,7 +57,7 @@ pub fn discovery(out: &mut impl Write, outcome: &Outcome, counts: &Counts) -> io
             already_known(r.issue_known)
         )?;
     }
-    match counts.pending {
+    match pending {
         0 => writeln!(out, "Total: 0 pending. Nothing to fetch."),
         n => writeln!(out, "Total: {} pending. Run --sync to fetch.", thousands(n)),
     }

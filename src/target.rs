@@ -150,12 +150,8 @@ fn open_repository(start: &Path) -> Result<gix::Repository> {
             );
         }
     }
-    let mut repo = gix::discover(start)
-        .with_context(|| format!("cannot open the git repository at {}", start.display()))?;
-    // Discovery reads every commit object once for its parents and once for its
-    // message; a small cache turns the second read into a copy.
-    repo.object_cache_size_if_unset(4 * 1024 * 1024);
-    Ok(repo)
+    gix::discover(start)
+        .with_context(|| format!("cannot open the git repository at {}", start.display()))
 }
 
 /// Reads `OWNER/REPO` and the host from a remote URL, in the forms GitHub and

@@ -5,13 +5,14 @@ pub mod parser;
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, mpsc};
 
 use anyhow::{Context, Result};
 use gix::ObjectId;
 
 use crate::store::{Mention, Recorded, Store};
-use crate::target::Target;
-use parser::{ForgeRef, Found, Pattern};
+use crate::target::{Forge, Target};
+use parser::{ForgeRef, Found};
 
 /// Tips kept from earlier runs besides HEAD. Old tips only matter after a
 /// force-push or a branch switch; a few cover that without making every
@@ -51,8 +52,8 @@ pub fn discover(target: &Target, store: &mut Store) -> Result<Outcome> {
 
     // Tips that were gc'd away (after a force-push) cannot hide anything; if
     // none is left the walk is simply a full one.
-    let hidden: Vec<ObjectId> = store
-        .scanned_tips(&forge_name)?
+    let known_tips = store.scanned_tips(&forge_name)?;
+    let hidden: Vec<ObjectId> = known_tips
         .iter()
         .filter_map(|hex| ObjectId::from_hex(hex.as_bytes()).ok())
         .filter(|id| repo.has_object(id))
@@ -75,7 +76,17 @@ pub fn discover(target: &Target, store: &mut Store) -> Result<Outcome> {
             .take(MAX_KEPT_TIPS)
             .map(ToString::to_string),
     );
-    let recorded = store.record_discovery(&forge_name, mentions.into_values(), &tips)?;
+    let unchanged = mentions.is_empty() && tips.iter().eq(known_tips.iter());
+    let recorded = if unchanged {
+        // Nothing to write: no transaction, no fsync, no WAL growth.
+        Recorded::default()
+    } else {
+        // In key order, SQLite appends to its b-trees instead of splitting
+        // pages all over them.
+        let mut mentions: Vec<Mention> = mentions.into_values().collect();
+        mentions.sort_unstable_by_key(|m| m.number);
+        store.record_discovery(&forge_name, mentions, &tips)?
+    };
     Ok(Outcome {
         commits: walked.commits,
         incremental,
@@ -92,8 +103,16 @@ struct Walked {
     reached_tips: HashSet<ObjectId>,
 }
 
+/// Commits handed to a reader at a time: large enough that the queue's lock
+/// is rare, small enough that all readers stay busy to the end.
+const CHUNK: usize = 512;
+
 /// Walks every commit reachable from `head` but not from `hidden`, keeping
 /// for each ref the newest commit that mentions it.
+///
+/// Decompressing and reading the messages is most of the work, so this
+/// thread only walks the graph (from the commit-graph file when there is
+/// one) and readers on the other cores read the commits.
 fn walk(
     target: &Target,
     head: ObjectId,
@@ -101,11 +120,47 @@ fn walk(
     mentions: &mut HashMap<u32, Mention>,
 ) -> Result<Walked> {
     let repo = &target.repo;
-    let forge = ForgeRef {
-        host: &target.forge.host,
-        owner: &target.forge.repo.owner,
-        name: &target.forge.repo.name,
-    };
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+    let shared = repo.clone().into_sync();
+    let (send, receive) = mpsc::sync_channel::<Vec<ObjectId>>(readers * 2);
+    let receive = Mutex::new(receive);
+    // `Target` holds the (thread-bound) repository; readers need only the forge.
+    let forge = &target.forge.clone();
+
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..readers)
+            .map(|_| {
+                let repo = shared.to_thread_local();
+                let receive = &receive;
+                scope.spawn(move || read_messages(repo, forge, receive))
+            })
+            .collect();
+
+        let walked = walk_graph(repo, head, hidden, send);
+        let mut first_error = walked.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
+        for handle in handles {
+            match handle.join().expect("a commit reader panicked") {
+                Ok(found) => merge(mentions, found),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => walked,
+        }
+    })
+}
+
+/// The walk proper: sends the ids of the commits to read, in chunks. Stops
+/// early, without an error of its own, when the readers have gone (they failed).
+fn walk_graph(
+    repo: &gix::Repository,
+    head: ObjectId,
+    hidden: &[ObjectId],
+    send: mpsc::SyncSender<Vec<ObjectId>>,
+) -> Result<Walked> {
     // `with_hidden`, not `with_boundary`: a boundary cuts off by commit time and
     // silently skips a merged topic branch whose commits are older than the old tip.
     let walk = repo
@@ -113,8 +168,8 @@ fn walk(
         .with_hidden(hidden.iter().copied())
         .all()
         .context("cannot walk the history")?;
-    let mut found: Vec<Found> = Vec::new();
     let mut walked = Walked::default();
+    let mut chunk = Vec::with_capacity(CHUNK);
     for info in walk {
         let info = info.context("cannot walk the history")?;
         walked.commits += 1;
@@ -125,53 +180,93 @@ fn walk(
                     .filter(|parent| hidden.contains(parent)),
             );
         }
-        let commit = repo
-            .find_commit(info.id)
-            .with_context(|| format!("cannot read commit {}", info.id))?;
-        found.clear();
-        parser::refs_in_message(commit.message_raw_sloppy(), &forge, &mut found);
-        if found.is_empty() {
-            continue;
+        chunk.push(info.id);
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if send.send(full).is_err() {
+                return Ok(walked);
+            }
         }
-        let time = commit
-            .time()
-            .with_context(|| format!("cannot read the time of commit {}", info.id))?
-            .seconds;
-        for f in &found {
-            note(mentions, f.number, f.pattern, time, info.id);
-        }
+    }
+    if !chunk.is_empty() {
+        let _ = send.send(chunk);
     }
     Ok(walked)
 }
 
-fn note(
-    mentions: &mut HashMap<u32, Mention>,
-    number: u32,
-    pattern: Pattern,
-    time: i64,
-    commit: ObjectId,
-) {
-    match mentions.entry(number) {
+/// One reader: takes chunks of commit ids until the walk is done, and returns
+/// the refs it found with their newest mention.
+fn read_messages(
+    mut repo: gix::Repository,
+    forge: &Forge,
+    chunks: &Mutex<mpsc::Receiver<Vec<ObjectId>>>,
+) -> Result<HashMap<u32, Mention>> {
+    // Each commit is read once here; a cache would only copy it around.
+    repo.object_cache_size(0);
+    let forge = ForgeRef {
+        host: &forge.host,
+        owner: &forge.repo.owner,
+        name: &forge.repo.name,
+    };
+    let mut mentions = HashMap::new();
+    let mut found: Vec<Found> = Vec::new();
+    loop {
+        let next = chunks.lock().expect("a reader panicked").recv();
+        let Ok(ids) = next else {
+            return Ok(mentions);
+        };
+        for id in ids {
+            let commit = repo
+                .find_commit(id)
+                .with_context(|| format!("cannot read commit {id}"))?;
+            found.clear();
+            parser::refs_in_message(commit.message_raw_sloppy(), &forge, &mut found);
+            if found.is_empty() {
+                continue;
+            }
+            let time = commit
+                .time()
+                .with_context(|| format!("cannot read the time of commit {id}"))?
+                .seconds;
+            for f in &found {
+                note(
+                    &mut mentions,
+                    Mention {
+                        number: f.number,
+                        commit_time: time,
+                        commit: id.to_string(),
+                        pattern: f.pattern.as_str(),
+                        as_pr: f.pattern.is_pr(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Folds one reader's findings into the whole.
+fn merge(into: &mut HashMap<u32, Mention>, from: HashMap<u32, Mention>) {
+    for mention in from.into_values() {
+        note(into, mention);
+    }
+}
+
+/// Keeps the newest mention of a ref (ties go to the larger commit id), so the
+/// outcome depends neither on the walk's order nor on which reader saw what.
+fn note(mentions: &mut HashMap<u32, Mention>, mention: Mention) {
+    match mentions.entry(mention.number) {
         Entry::Vacant(slot) => {
-            slot.insert(Mention {
-                number,
-                commit_time: time,
-                commit: commit.to_string(),
-                pattern: pattern.as_str(),
-                as_pr: pattern.is_pr(),
-            });
+            slot.insert(mention);
         }
         Entry::Occupied(mut slot) => {
-            let m = slot.get_mut();
-            m.as_pr |= pattern.is_pr();
-            // Ties on time go to the larger id, so the outcome does not depend
-            // on the walk's order.
-            let commit = commit.to_string();
-            if (time, commit.as_str()) > (m.commit_time, m.commit.as_str()) {
-                m.commit_time = time;
-                m.commit = commit;
-                m.pattern = pattern.as_str();
+            let kept = slot.get_mut();
+            let as_pr = kept.as_pr || mention.as_pr;
+            if (mention.commit_time, mention.commit.as_str())
+                > (kept.commit_time, kept.commit.as_str())
+            {
+                *kept = mention;
             }
+            kept.as_pr = as_pr;
         }
     }
 }

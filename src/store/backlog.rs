@@ -102,6 +102,17 @@ impl Store {
         Ok(recorded)
     }
 
+    /// Pending refs of `repo`: a count over the partial index of pending refs
+    /// alone, cheaper than [`Store::counts`] on a large, mostly resolved backlog.
+    pub fn pending(&self, repo: &str) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM forge_refs WHERE repo = ?1 AND resolved IS NULL",
+            [repo],
+            |row| row.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     /// The backlog of `repo`; zeros when the table does not exist yet.
     pub fn counts(&self, repo: &str) -> Result<Counts> {
         if !self.has_table("forge_refs")? {

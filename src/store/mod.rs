@@ -20,6 +20,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+/// Counting a backlog of 100,000 refs reads every page of an index; mapped,
+/// those reads are memory loads instead of a `pread` and a copy each.
+const MMAP_SIZE: i64 = 256 * 1024 * 1024;
+
 pub struct Store {
     conn: Connection,
 }
@@ -37,6 +41,7 @@ impl Store {
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         // WAL lets patina read while a sync writes.
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -47,6 +52,10 @@ impl Store {
                 path.display()
             );
         }
+        // In WAL mode NORMAL is still crash-safe for the process (a kill -9
+        // loses nothing committed); only a power cut may undo the last
+        // commits. It saves an fsync per outcome; checkpoints still sync.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         schema::upgrade(&mut conn).with_context(|| format!("database {}", path.display()))?;
         Ok(Self { conn })
     }
@@ -64,6 +73,7 @@ impl Store {
         )
         .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         Ok(Some(Self { conn }))
     }
 

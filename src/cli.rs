@@ -2,6 +2,7 @@
 //! completions are all generated from [`Cli`], so they cannot drift apart.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgGroup, CommandFactory, Parser};
 
@@ -18,16 +19,23 @@ repository's history points at (`fix: parser (#123)`, `Merge pull request #45 fr
 Run without a mode, it discovers: it walks the commits it has not scanned before \
 (every commit reachable from HEAD on the first run), mines their messages for refs and \
 adds the new ones to the backlog in the project's database, \
-<root>/.patina/local/data/patina.db. Discovery needs no network and resolves nothing.
+<root>/.patina/local/data/patina.db. With one request it also learns the newest issue \
+number N and adds 1..N (--offline skips that). Discovery resolves nothing.
+
+--limit N resolves refs against the forge, paced so that the account's rate limit is \
+never exceeded, even with several repositories syncing at once.
 
 patina runs it as `patina scrape forge ARGS…`; it can also be run directly, from cron \
 or from a systemd timer.";
 
 const AFTER_HELP: &str = "\
-Exit status: 0 done; 1 failed (one line on stderr says what and what to do); 2 bad usage.
+Exit status: 0 done; 1 failed (one line on stderr says what and what to do); 2 bad usage; \
+75 another sync holds this repository.
 
-Environment: PATINA_HOME (default ~/.patina) holds registry.yaml and the reference \
-repositories under cache/repos/.";
+Environment: PATINA_HOME (default ~/.patina) holds registry.yaml, the reference \
+repositories under cache/repos/, and run/ (the sync lock and the pace ledger). The token \
+comes from GITHUB_TOKEN, else GH_TOKEN, else `gh auth token`; without one GitHub allows \
+60 requests an hour. It is never taken from the command line.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +45,7 @@ repositories under cache/repos/.";
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     group(ArgGroup::new("target").args(["path", "repo"])),
+    group(ArgGroup::new("mode").args(["status", "limit"])),
 )]
 pub struct Cli {
     /// The project: a directory inside a git repository [default: the current directory]
@@ -75,6 +84,38 @@ pub struct Cli {
     /// Show resolved / pending / failed refs of the backlog; reads only, never writes
     #[arg(long, help_heading = "Modes")]
     pub status: bool,
+
+    /// Resolve at most N pending refs in the foreground, then exit
+    ///
+    /// Newest mentioning commit first, then the rest of the number range from the top
+    /// down. Dense runs of numbers are listed 100 per request; the rest are asked one
+    /// by one. A progress bar on a terminal, plain lines otherwise; Ctrl-C stops after
+    /// the request in flight and keeps everything fetched.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Modes")]
+    pub limit: Option<u64>,
+
+    /// Discovery without any request: skip learning the newest issue number
+    #[arg(long, conflicts_with = "mode", help_heading = "Forge")]
+    pub offline: bool,
+
+    /// The forge's API base [default: https://api.github.com, or https://HOST/api/v3]
+    ///
+    /// Plain http:// is accepted only for a loopback address.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PATINA_FORGE_API_URL",
+        help_heading = "Forge"
+    )]
+    pub api_url: Option<String>,
+
+    /// Least spacing between two requests to one API host, shared by every
+    /// patina-forge process of this user
+    ///
+    /// Server signals (retry-after, an exhausted budget, secondary limits) stretch it;
+    /// nothing shortens it. A humantime duration: 750ms, 2s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "750ms", value_parser = humantime::parse_duration, help_heading = "Forge")]
+    pub delay: Duration,
 
     /// With --status: print one JSON object instead of text (stable field names)
     #[arg(long, requires = "status", help_heading = "Output")]

@@ -1,7 +1,8 @@
 //! `$PATINA_HOME`: where patina keeps its registry and reference clones, and
 //! the one place where names from the outside become file names.
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -69,6 +70,20 @@ impl PatinaHome {
         &self.dir
     }
 
+    /// `$PATINA_HOME/run/`, created owner-only: PID files and pace ledgers.
+    pub fn run_dir(&self) -> Result<PathBuf> {
+        private_dir(&self.dir.join("run"))
+    }
+
+    /// `run/forge-sync-<owner>-<repo>.pid`, the file whose lock says a sync runs.
+    pub fn pid_file(&self, owner: &str, name: &str) -> Result<PathBuf> {
+        check_name(owner).map_err(|e| anyhow!(e))?;
+        check_name(name).map_err(|e| anyhow!(e))?;
+        Ok(self
+            .run_dir()?
+            .join(format!("forge-sync-{owner}-{name}.pid")))
+    }
+
     /// Finds a reference repository: `registry.yaml` `repos[NAME]` first, then
     /// `cache/repos/NAME`. `name` must have passed [`check_name`].
     pub fn reference_repo(&self, name: &str) -> Result<RegisteredRepo> {
@@ -91,6 +106,40 @@ impl PatinaHome {
             cached.display()
         )
     }
+}
+
+/// Creates `dir` (and its parents) with owner-only permissions; refuses a
+/// symlink in its place, which could point our state files anywhere.
+fn private_dir(dir: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            bail!(
+                "{} is a symlink; refusing to keep state behind it",
+                dir.display()
+            )
+        }
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => bail!("{} is not a folder", dir.display()),
+        Err(_) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?,
+    }
+    Ok(dir.to_owned())
+}
+
+/// Opens (creating, owner-only) a state file for reading and writing,
+/// without following a symlink and without truncating it.
+pub fn open_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
 }
 
 fn read_registry_entry(registry: &Path, name: &str) -> Result<Option<RegisteredRepo>> {

@@ -1,21 +1,31 @@
 //! patina-forge: mine issue and pull-request refs from git history into
-//! patina's SQLite store. `main.rs` turns the command line into a [`Config`]
-//! and hands it to [`run`]; see ARCHITECTURE.md for the map.
+//! patina's SQLite store, and resolve them against the forge within its rate
+//! limits. `main.rs` turns the command line into a [`Config`] and hands it to
+//! [`run`]; see ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod daemon;
 pub mod discover;
 pub mod exit;
+pub mod forge;
 pub mod home;
+pub mod pace;
 pub mod report;
+pub mod signals;
 pub mod store;
+pub mod sync;
 pub mod target;
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::exit::ExitCode;
+use crate::forge::github::{self, Answer, GitHub};
+use crate::forge::{Item, token};
 use crate::home::PatinaHome;
+use crate::pace::{Pace, Turn};
 use crate::store::Store;
 use crate::target::{Target, TargetSpec};
 
@@ -24,20 +34,33 @@ use crate::target::{Target, TargetSpec};
 pub struct Config {
     pub target: TargetSpec,
     pub mode: Mode,
+    pub forge: ForgeOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    Discover,
+    Discover { offline: bool },
     Status { json: bool },
+    Limit(u64),
+}
+
+/// How to reach the forge.
+#[derive(Debug, Clone)]
+pub struct ForgeOptions {
+    pub api_url: Option<String>,
+    pub delay: Duration,
 }
 
 impl From<cli::Cli> for Config {
     fn from(cli: cli::Cli) -> Self {
         let mode = if cli.status {
             Mode::Status { json: cli.json }
+        } else if let Some(n) = cli.limit {
+            Mode::Limit(n)
         } else {
-            Mode::Discover
+            Mode::Discover {
+                offline: cli.offline,
+            }
         };
         Config {
             target: TargetSpec {
@@ -47,6 +70,10 @@ impl From<cli::Cli> for Config {
                 forge: cli.forge,
             },
             mode,
+            forge: ForgeOptions {
+                api_url: cli.api_url,
+                delay: cli.delay,
+            },
         }
     }
 }
@@ -57,33 +84,149 @@ pub fn run(config: Config) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match config.mode {
-        Mode::Discover => {
+        Mode::Discover { offline } => discover(&home, &target, &config.forge, offline, &mut out)?,
+        Mode::Status { json } => status(&target, json, &mut out)?,
+        Mode::Limit(n) => {
+            signals::install()?;
+            let _lock = daemon::SyncLock::acquire(&home, &target.forge.repo)?;
             let mut store = Store::open(&target.db_path)?;
-            let outcome = discover::discover(&target, &mut store)?;
-            if outcome.shallow {
-                eprintln!(
-                    "warning: {} is a shallow clone: only the commits present were scanned \
-                     (`git fetch --unshallow` brings the rest)",
-                    target.root.display()
-                );
-            }
-            let pending = store.pending(&target.forge.repo.to_string())?;
-            report::discovery(&mut out, &outcome, pending)?;
-        }
-        Mode::Status { json } => {
-            let repo = target.forge.repo.to_string();
-            let counts = match Store::open_read_only(&target.db_path)? {
-                Some(store) => store.counts(&repo)?,
-                None => Default::default(),
-            };
-            let status = report::Status::new(repo, counts);
-            if json {
-                status.write_json(&mut out)?;
-            } else {
-                status.write_text(&mut out)?;
+            let (forge, pace) = connect(&home, &target, &config.forge, true)?;
+            let mut progress = report::Progress::new();
+            let summary = sync::drain(
+                &mut store,
+                &forge,
+                &pace,
+                &mut progress,
+                &target.forge.repo.to_string(),
+                sync::Options {
+                    limit: Some(n),
+                    mode: "limit",
+                },
+            )?;
+            sync::print_summary(&mut out, &summary)?;
+            out.flush()?;
+            if let Some(sync::End::GaveUp(why)) = &summary.end {
+                anyhow::bail!("{why}");
             }
         }
     }
     out.flush()?;
     Ok(ExitCode::Success)
+}
+
+fn discover(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+    offline: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    let mut store = Store::open(&target.db_path)?;
+    let outcome = discover::discover(target, &mut store)?;
+    if outcome.shallow {
+        eprintln!(
+            "warning: {} is a shallow clone: only the commits present were scanned \
+             (`git fetch --unshallow` brings the rest)",
+            target.root.display()
+        );
+    }
+    report::discovery_commits(out, &outcome)?;
+    if !offline {
+        match newest_number(home, target, options) {
+            Ok(Some(newest)) => {
+                let added = store.add_range(&repo, newest)?;
+                writeln!(
+                    out,
+                    "Discovered {} (1..{newest})",
+                    report::count(added, "issue ref", "issue refs")
+                )?;
+            }
+            Ok(None) => writeln!(out, "The forge has no issues or pull requests yet")?,
+            Err(why) => eprintln!("note: the number range is not in the backlog yet: {why:#}"),
+        }
+    }
+    // A reader maps the index it counts; the writer stays open so that the
+    // WAL's index needs no rebuilding for it.
+    let pending = match Store::open_read_only(&target.db_path)? {
+        Some(reader) => reader.pending(&repo)?,
+        None => 0,
+    };
+    report::discovery_total(out, pending)?;
+    Ok(())
+}
+
+/// Discovery waits for no rate limit: it is meant to return at once.
+const DISCOVERY_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// The newest issue or PR number, with one request.
+fn newest_number(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+) -> Result<Option<u32>> {
+    let (forge, pace) = connect(home, target, options, false)?;
+    match pace.wait_turn(Some(DISCOVERY_MAX_WAIT), &mut |_, _| {})? {
+        Turn::Go => {}
+        Turn::Stopped => anyhow::bail!("interrupted"),
+        Turn::TooLong(wait) => anyhow::bail!(
+            "the forge's rate limit asks for a {} wait; the next sync will learn it",
+            humantime::format_duration(Duration::from_secs(wait.as_secs()))
+        ),
+    }
+    let fetched = forge.fetch(&forge.newest_url(), None)?;
+    if let Some(rate) = fetched.rate {
+        pace.budget(rate.remaining, rate.reset)?;
+    }
+    match fetched.answer {
+        Answer::Ok => {
+            let items = Item::list_from_github(&fetched.body).map_err(|e| anyhow::anyhow!(e))?;
+            Ok(items.iter().map(|i| i.number).max())
+        }
+        Answer::NotFound => anyhow::bail!(
+            "{} was not found on the forge (check --forge or origin; a private repository needs GITHUB_TOKEN)",
+            target.forge.repo
+        ),
+        Answer::Limited(_) => {
+            anyhow::bail!("the forge's rate limit is used up; the next sync will learn it")
+        }
+        Answer::Denied(why) | Answer::Transient(why) => anyhow::bail!("{why}"),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// The API client and the pace ledger for the target's forge. `draining`
+/// runs say once that a missing token means a small budget.
+fn connect(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+    draining: bool,
+) -> Result<(GitHub, Pace)> {
+    let base = github::api_base(&target.forge.host, options.api_url.as_deref())?;
+    let token = token::find(&target.forge.host);
+    if token.is_none() && draining {
+        eprintln!(
+            "note: no GitHub token (GITHUB_TOKEN, GH_TOKEN or `gh auth login`): GitHub allows \
+             60 requests an hour without one"
+        );
+    }
+    let forge = GitHub::new(base, target.forge.repo.clone(), token.map(|(t, _)| t))?;
+    let pace = Pace::new(home, &forge.host_key(), options.delay)?;
+    Ok((forge, pace))
+}
+
+fn status(target: &Target, json: bool, out: &mut impl Write) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    let counts = match Store::open_read_only(&target.db_path)? {
+        Some(store) => store.counts(&repo)?,
+        None => Default::default(),
+    };
+    let status = report::Status::new(repo, counts);
+    if json {
+        status.write_json(out)?;
+    } else {
+        status.write_text(out)?;
+    }
+    Ok(())
 }

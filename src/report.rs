@@ -30,33 +30,37 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-pub fn discovery(out: &mut impl Write, outcome: &Outcome, pending: u64) -> io::Result<()> {
+/// What discovery found in the commits it walked.
+pub fn discovery_commits(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
     if outcome.unborn {
-        writeln!(out, "No commits yet: nothing to discover")?;
-    } else if outcome.commits == 0 {
-        writeln!(out, "No new commits since the last discovery")?;
-    } else if outcome.incremental {
-        let commits = count(outcome.commits, "new commit", "new commits");
-        writeln!(out, "Scanned {commits}")?;
+        return writeln!(out, "No commits yet: nothing to discover");
+    }
+    if outcome.commits == 0 {
+        return writeln!(out, "No new commits since the last discovery");
+    }
+    let commits = if outcome.incremental {
+        count(outcome.commits, "new commit", "new commits")
     } else {
-        let commits = count(outcome.commits, "commit", "commits");
-        writeln!(out, "Scanned {commits}")?;
-    }
+        count(outcome.commits, "commit", "commits")
+    };
+    writeln!(out, "Scanned {commits}")?;
     let r = &outcome.recorded;
-    if !outcome.unborn && outcome.commits > 0 {
-        let prs = count(r.pr_new, "PR ref", "PR refs");
-        writeln!(
-            out,
-            "Discovered {prs} from commits{}",
-            already_known(r.pr_known)
-        )?;
-        let issues = count(r.issue_new, "issue ref", "issue refs");
-        writeln!(
-            out,
-            "Discovered {issues} from commits{}",
-            already_known(r.issue_known)
-        )?;
-    }
+    let prs = count(r.pr_new, "PR ref", "PR refs");
+    writeln!(
+        out,
+        "Discovered {prs} from commits{}",
+        already_known(r.pr_known)
+    )?;
+    let issues = count(r.issue_new, "issue ref", "issue refs");
+    writeln!(
+        out,
+        "Discovered {issues} from commits{}",
+        already_known(r.issue_known)
+    )
+}
+
+/// The closing line of discovery, with the next step.
+pub fn discovery_total(out: &mut impl Write, pending: u64) -> io::Result<()> {
     match pending {
         0 => writeln!(out, "Total: 0 pending. Nothing to fetch."),
         n => writeln!(out, "Total: {} pending. Run --sync to fetch.", thousands(n)),
@@ -141,6 +145,106 @@ impl Status {
         writeln!(out, "Resolved: {}", thousands(c.resolved))?;
         writeln!(out, "Pending: {}", thousands(c.pending))?;
         writeln!(out, "Failed: {}", thousands(c.failed))
+    }
+}
+
+/// A line for logs: RFC 3339 UTC time first, so that any line can be placed.
+pub fn stamped(message: &str) -> String {
+    format!(
+        "{} {message}",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    )
+}
+
+/// Progress of a drain: a bar on a terminal, plain stamped lines (at most one
+/// every few seconds) anywhere else, so that logs stay readable.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: u64,
+    last_line: std::time::Instant,
+}
+
+/// Plain progress lines come no more often than this.
+const PLAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Progress {
+    /// A bar when stderr is a terminal, lines otherwise.
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} refs  {per_sec}  eta {eta}  {msg}",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        });
+        Self {
+            bar,
+            total: 0,
+            done: 0,
+            last_line: std::time::Instant::now(),
+        }
+    }
+
+    /// Quiet: no bar and no progress lines (messages still go to stderr).
+    pub fn plain() -> Self {
+        Self {
+            bar: None,
+            total: 0,
+            done: 0,
+            last_line: std::time::Instant::now(),
+        }
+    }
+
+    pub fn start(&mut self, total: u64) {
+        self.total = total;
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+
+    /// Refs settled so far.
+    pub fn set(&mut self, done: u64) {
+        self.done = done;
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None if self.last_line.elapsed() >= PLAIN_EVERY => {
+                self.last_line = std::time::Instant::now();
+                eprintln!(
+                    "{}",
+                    stamped(&format!(
+                        "progress: {} / {} refs",
+                        thousands(done),
+                        thousands(self.total)
+                    ))
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// A message that must be seen (a wait, a retry), above the bar.
+    pub fn log(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{}", stamped(message)),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -104,15 +104,16 @@ struct Walked {
 }
 
 /// Commits handed to a reader at a time: large enough that the queue's lock
-/// is rare, small enough that all readers stay busy to the end.
+/// is rare, small enough that all readers stay busy to the end. A walk that
+/// ends within the first chunk (the usual incremental run) starts no thread.
 const CHUNK: usize = 512;
 
 /// Walks every commit reachable from `head` but not from `hidden`, keeping
 /// for each ref the newest commit that mentions it.
 ///
-/// Decompressing and reading the messages is most of the work, so this
-/// thread only walks the graph (from the commit-graph file when there is
-/// one) and readers on the other cores read the commits.
+/// Decompressing and reading the messages is most of the work, so on a long
+/// walk this thread only walks the graph (from the commit-graph file when
+/// there is one) and readers on the other cores read the commits.
 fn walk(
     target: &Target,
     head: ObjectId,
@@ -120,24 +121,45 @@ fn walk(
     mentions: &mut HashMap<u32, Mention>,
 ) -> Result<Walked> {
     let repo = &target.repo;
+    // `with_hidden`, not `with_boundary`: a boundary cuts off by commit time and
+    // silently skips a merged topic branch whose commits are older than the old tip.
+    let mut graph = repo
+        .rev_walk([head])
+        .with_hidden(hidden.iter().copied())
+        .all()
+        .context("cannot walk the history")?;
+    let mut walked = Walked::default();
+    let first = next_chunk(&mut graph, hidden, &mut walked)?;
+    if first.len() < CHUNK {
+        let mut reader = Reader::new(repo.clone(), &target.forge);
+        reader.read(&first)?;
+        merge(mentions, reader.mentions);
+        return Ok(walked);
+    }
+
     let readers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
     let shared = repo.clone().into_sync();
     let (send, receive) = mpsc::sync_channel::<Vec<ObjectId>>(readers * 2);
     let receive = Mutex::new(receive);
     // `Target` holds the (thread-bound) repository; readers need only the forge.
     let forge = &target.forge.clone();
-
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..readers)
             .map(|_| {
                 let repo = shared.to_thread_local();
                 let receive = &receive;
-                scope.spawn(move || read_messages(repo, forge, receive))
+                scope.spawn(move || {
+                    let mut reader = Reader::new(repo, forge);
+                    while let Ok(ids) = receive.lock().expect("a reader panicked").recv() {
+                        reader.read(&ids)?;
+                    }
+                    Ok::<_, anyhow::Error>(reader.mentions)
+                })
             })
             .collect();
 
-        let walked = walk_graph(repo, head, hidden, send);
-        let mut first_error = walked.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
+        let pumped = pump(&mut graph, hidden, &mut walked, first, send);
+        let mut first_error = pumped.err();
         for handle in handles {
             match handle.join().expect("a commit reader panicked") {
                 Ok(found) => merge(mentions, found),
@@ -148,29 +170,19 @@ fn walk(
         }
         match first_error {
             Some(e) => Err(e),
-            None => walked,
+            None => Ok(walked),
         }
     })
 }
 
-/// The walk proper: sends the ids of the commits to read, in chunks. Stops
-/// early, without an error of its own, when the readers have gone (they failed).
-fn walk_graph(
-    repo: &gix::Repository,
-    head: ObjectId,
+/// The next commits of the walk, at most [`CHUNK`]; fewer only at its end.
+fn next_chunk(
+    graph: &mut gix::revision::Walk<'_>,
     hidden: &[ObjectId],
-    send: mpsc::SyncSender<Vec<ObjectId>>,
-) -> Result<Walked> {
-    // `with_hidden`, not `with_boundary`: a boundary cuts off by commit time and
-    // silently skips a merged topic branch whose commits are older than the old tip.
-    let walk = repo
-        .rev_walk([head])
-        .with_hidden(hidden.iter().copied())
-        .all()
-        .context("cannot walk the history")?;
-    let mut walked = Walked::default();
+    walked: &mut Walked,
+) -> Result<Vec<ObjectId>> {
     let mut chunk = Vec::with_capacity(CHUNK);
-    for info in walk {
+    for info in graph.by_ref() {
         let info = info.context("cannot walk the history")?;
         walked.commits += 1;
         if !hidden.is_empty() {
@@ -182,55 +194,73 @@ fn walk_graph(
         }
         chunk.push(info.id);
         if chunk.len() == CHUNK {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if send.send(full).is_err() {
-                return Ok(walked);
-            }
+            break;
         }
     }
-    if !chunk.is_empty() {
-        let _ = send.send(chunk);
-    }
-    Ok(walked)
+    Ok(chunk)
 }
 
-/// One reader: takes chunks of commit ids until the walk is done, and returns
-/// the refs it found with their newest mention.
-fn read_messages(
-    mut repo: gix::Repository,
-    forge: &Forge,
-    chunks: &Mutex<mpsc::Receiver<Vec<ObjectId>>>,
-) -> Result<HashMap<u32, Mention>> {
-    // Each commit is read once here; a cache would only copy it around.
-    repo.object_cache_size(0);
-    let forge = ForgeRef {
-        host: &forge.host,
-        owner: &forge.repo.owner,
-        name: &forge.repo.name,
-    };
-    let mut mentions = HashMap::new();
-    let mut found: Vec<Found> = Vec::new();
-    loop {
-        let next = chunks.lock().expect("a reader panicked").recv();
-        let Ok(ids) = next else {
-            return Ok(mentions);
-        };
-        for id in ids {
-            let commit = repo
+/// Feeds the readers until the walk ends. Stops early, without an error of
+/// its own, when the readers have gone (they failed and say why).
+fn pump(
+    graph: &mut gix::revision::Walk<'_>,
+    hidden: &[ObjectId],
+    walked: &mut Walked,
+    first: Vec<ObjectId>,
+    send: mpsc::SyncSender<Vec<ObjectId>>,
+) -> Result<()> {
+    let mut chunk = first;
+    while !chunk.is_empty() {
+        if send.send(chunk).is_err() {
+            return Ok(());
+        }
+        chunk = next_chunk(graph, hidden, walked)?;
+    }
+    Ok(())
+}
+
+/// Reads commit messages and keeps what they mention.
+struct Reader<'a> {
+    repo: gix::Repository,
+    forge: ForgeRef<'a>,
+    mentions: HashMap<u32, Mention>,
+    found: Vec<Found>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(mut repo: gix::Repository, forge: &'a Forge) -> Self {
+        // Each commit is read once here; a cache would only copy it around.
+        repo.object_cache_size(0);
+        Self {
+            repo,
+            forge: ForgeRef {
+                host: &forge.host,
+                owner: &forge.repo.owner,
+                name: &forge.repo.name,
+            },
+            mentions: HashMap::new(),
+            found: Vec::new(),
+        }
+    }
+
+    fn read(&mut self, ids: &[ObjectId]) -> Result<()> {
+        for &id in ids {
+            let commit = self
+                .repo
                 .find_commit(id)
                 .with_context(|| format!("cannot read commit {id}"))?;
-            found.clear();
-            parser::refs_in_message(commit.message_raw_sloppy(), &forge, &mut found);
-            if found.is_empty() {
+            self.found.clear();
+            parser::refs_in_message(commit.message_raw_sloppy(), &self.forge, &mut self.found);
+            if self.found.is_empty() {
                 continue;
             }
             let time = commit
                 .time()
                 .with_context(|| format!("cannot read the time of commit {id}"))?
                 .seconds;
-            for f in &found {
+            for f in &self.found {
                 note(
-                    &mut mentions,
+                    &mut self.mentions,
                     Mention {
                         number: f.number,
                         commit_time: time,
@@ -241,6 +271,7 @@ fn read_messages(
                 );
             }
         }
+        Ok(())
     }
 }
 

@@ -2,17 +2,20 @@
 //! schema, and the queries over the backlog.
 
 mod backlog;
+mod resolve;
 mod schema;
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use backlog::{Counts, Mention, Recorded};
+pub use resolve::{Candidate, Rate, RunState, SyncState, Writer};
 
 /// patina, a running sync and a status query share the file; a writer holds
 /// the lock for one short transaction, so waiting beats failing.
@@ -21,11 +24,31 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Counting a backlog of 100,000 refs reads every page of an index; mapped,
-/// those reads are memory loads instead of a `pread` and a copy each.
+/// those reads are memory loads instead of a `pread` and a copy each. Only
+/// readers map: a writer's bulk insert would map (and keep resident) pages
+/// it touches once.
 const MMAP_SIZE: i64 = 256 * 1024 * 1024;
 
 pub struct Store {
     conn: Connection,
+    /// The WAL, for writers; checked on drop.
+    wal: Option<PathBuf>,
+}
+
+/// A WAL larger than this is emptied when the store closes: the next process
+/// to open the database would otherwise read all of it to rebuild its index.
+const WAL_KEEP_LIMIT: u64 = 4 * 1024 * 1024;
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Some(wal) = &self.wal else { return };
+        if fs::metadata(wal).is_ok_and(|m| m.len() > WAL_KEEP_LIMIT) {
+            // Best effort: a busy reader only delays it to a later run.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 impl Store {
@@ -41,7 +64,6 @@ impl Store {
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         // WAL lets patina read while a sync writes.
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -56,8 +78,17 @@ impl Store {
         // loses nothing committed); only a power cut may undo the last
         // commits. It saves an fsync per outcome; checkpoints still sync.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Closing would checkpoint the WAL into the database (two fsyncs)
+        // even after a run that wrote one row; SQLite's automatic checkpoints
+        // keep the WAL short, and `Drop` empties it after a bulk write.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         schema::upgrade(&mut conn).with_context(|| format!("database {}", path.display()))?;
-        Ok(Self { conn })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(Self {
+            conn,
+            wal: Some(wal.into()),
+        })
     }
 
     /// Opens the database for reading only; `None` when it does not exist yet.
@@ -74,7 +105,7 @@ impl Store {
         .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
-        Ok(Some(Self { conn }))
+        Ok(Some(Self { conn, wal: None }))
     }
 
     fn has_table(&self, name: &str) -> Result<bool> {

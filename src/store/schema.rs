@@ -77,7 +77,7 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Ours, in order; migration `i` brings `user_version` from `i` to `i + 1`.
 /// Append only: a shipped migration never changes.
-const MIGRATIONS: &[Migration] = &[backlog_order_and_scanned_tips];
+const MIGRATIONS: &[Migration] = &[backlog_order_and_scanned_tips, resolution];
 
 /// 1: what discovery needs. `commit_time` (unix seconds of the newest commit
 /// that mentions the ref) lets the backlog drain newest first; `pattern` keeps
@@ -94,6 +94,51 @@ fn backlog_order_and_scanned_tips(tx: &Transaction) -> rusqlite::Result<()> {
              scanned_at TEXT NOT NULL,
              PRIMARY KEY (repo, commit_id)
          );",
+    )
+}
+
+/// 2: what resolving needs. On `forge_refs`, the bookkeeping of transient
+/// failures (a ref that failed for now stays pending, never "failed") and
+/// where a transferred issue went; ETags for conditional requests; the
+/// `updated_at` that patina's `forge_prs` lacks, so a PR's event is appended
+/// only when it changed; the listing cursor and the last rate-limit budget
+/// seen; and one row per drain.
+fn resolution(tx: &Transaction) -> rusqlite::Result<()> {
+    add_column_if_missing(tx, "forge_refs", "attempts", "INTEGER NOT NULL DEFAULT 0")?;
+    add_column_if_missing(tx, "forge_refs", "last_error", "TEXT")?;
+    add_column_if_missing(tx, "forge_refs", "next_attempt", "INTEGER")?;
+    add_column_if_missing(tx, "forge_refs", "moved_to", "TEXT")?;
+    add_column_if_missing(tx, "forge_issues", "etag", "TEXT")?;
+    add_column_if_missing(tx, "forge_prs", "etag", "TEXT")?;
+    add_column_if_missing(tx, "forge_prs", "updated_at", "TEXT")?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS forge_sync_state (
+             repo           TEXT PRIMARY KEY,
+             newest_number  INTEGER,
+             list_next      TEXT,
+             list_floor     INTEGER,
+             list_top       INTEGER,
+             list_covered   INTEGER,
+             list_started   TEXT,
+             rate_remaining INTEGER,
+             rate_limit     INTEGER,
+             rate_reset     INTEGER,
+             rate_seen      TEXT
+         );
+         CREATE TABLE IF NOT EXISTS forge_runs (
+             id         INTEGER PRIMARY KEY AUTOINCREMENT,
+             repo       TEXT NOT NULL,
+             pid        INTEGER NOT NULL,
+             mode       TEXT NOT NULL,
+             started    TEXT NOT NULL,
+             ended      TEXT,
+             state      TEXT NOT NULL,
+             requests   INTEGER NOT NULL DEFAULT 0,
+             resolved   INTEGER NOT NULL DEFAULT 0,
+             failed     INTEGER NOT NULL DEFAULT 0,
+             last_error TEXT
+         );
+         CREATE INDEX IF NOT EXISTS idx_forge_runs_repo ON forge_runs(repo, id DESC);",
     )
 }
 

@@ -3,7 +3,7 @@
 //! binary run in a cleared-down environment (after fd's `tests/testenv`).
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::{OsStr, OsString};
@@ -32,7 +32,13 @@ pub struct TestEnv {
     home: PathBuf,
     patina_home: PathBuf,
     clock: Cell<i64>,
+    /// `PATINA_FORGE_API_URL` for runs: a closed loopback port unless a test
+    /// points it at a fake forge, so that no test can reach the internet.
+    api_url: RefCell<String>,
 }
+
+/// Nothing listens here: a request fails at once with "connection refused".
+pub const NO_FORGE: &str = "http://127.0.0.1:9";
 
 /// What one run of the binary left behind.
 pub struct Output {
@@ -94,6 +100,7 @@ impl TestEnv {
             home,
             patina_home,
             clock: Cell::new(EPOCH),
+            api_url: RefCell::new(NO_FORGE.to_owned()),
         };
         env.git(&["init", "-q", "-b", "main"]);
         for (key, value) in [
@@ -327,6 +334,7 @@ impl TestEnv {
         );
         let out = base_command(env!("CARGO_BIN_EXE_patina-forge"), &self.home)
             .env("PATINA_HOME", &self.patina_home)
+            .env("PATINA_FORGE_API_URL", &*self.api_url.borrow())
             .current_dir(dir)
             .args(&args)
             .stdin(Stdio::null())
@@ -338,6 +346,11 @@ impl TestEnv {
             code: out.status.code(),
             what,
         }
+    }
+
+    /// Points later runs at a (fake) forge's API base.
+    pub fn set_api_url(&self, url: &str) {
+        *self.api_url.borrow_mut() = url.to_owned();
     }
 
     // ---- the database -------------------------------------------------------

@@ -1,0 +1,445 @@
+//! GitHub's REST API: the URLs we ask, and what each answer means for a ref.
+//! Classification is a pure function of status, headers and body, so the
+//! rules in `github-api/README.md` are tested without a server.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, anyhow, bail};
+use reqwest::{StatusCode, Url};
+
+use super::http::{Http, Reply};
+use super::token::Token;
+use crate::target::ForgeName;
+
+/// Items per listing page: GitHub's maximum.
+pub const PER_PAGE: u32 = 100;
+
+/// What an answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 2xx, with the body.
+    Ok,
+    /// 304: what we hold is current (and it cost nothing against the limit).
+    NotModified,
+    /// 301 and friends: the issue was transferred; here is where.
+    Moved(Url),
+    /// 404: no such number (or not visible to us).
+    NotFound,
+    /// 410: deleted.
+    Gone,
+    /// A rate limit: wait, then ask again. Never a failure of the ref.
+    Limited(Limit),
+    /// 401, or 403 that is not a rate limit: nothing will work until the
+    /// token (or its permissions) change.
+    Denied(String),
+    /// Anything else (5xx, a 4xx we do not expect): try again later.
+    Transient(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limit {
+    /// The hourly budget is spent until `reset`.
+    Primary { reset: SystemTime },
+    /// A secondary limit; `retry_after` when the server said how long.
+    Secondary { retry_after: Option<Duration> },
+}
+
+/// The `x-ratelimit-*` headers of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateInfo {
+    pub remaining: u64,
+    pub limit: u64,
+    pub reset: SystemTime,
+}
+
+/// One answer, classified, with what the pacing and the listing need.
+#[derive(Debug)]
+pub struct Fetched {
+    pub answer: Answer,
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+    pub rate: Option<RateInfo>,
+    /// `Link: <…>; rel="next"`, exactly as given.
+    pub next: Option<Url>,
+}
+
+pub struct GitHub {
+    http: Http,
+    /// Ends with `/`, so that joining keeps any path prefix (`/api/v3/`).
+    base: Url,
+    repo: ForgeName,
+}
+
+/// The API base: `--api-url`/`PATINA_FORGE_API_URL` when given, else from the
+/// forge's host. Plain `http://` only to a loopback address (tests, proxies
+/// on this machine): anywhere else the token would cross the network in clear.
+pub fn api_base(host: &str, given: Option<&str>) -> Result<Url> {
+    let text = match given {
+        Some(url) => url.trim().to_owned(),
+        None if host == "github.com" => "https://api.github.com".to_owned(),
+        None => format!("https://{host}/api/v3"),
+    };
+    let mut url =
+        Url::parse(&text).map_err(|e| anyhow!("the API URL {text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => bail!(
+            "refusing the plain-http API URL {text:?}: the token would cross the network \
+             unencrypted (use https://, or a loopback address)"
+        ),
+        other => bail!("the API URL {text:?} has scheme {other:?}; expected https://"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("the API URL must not carry credentials: set GITHUB_TOKEN instead");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("the API URL {text:?} must not have a query or fragment");
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+impl GitHub {
+    pub fn new(base: Url, repo: ForgeName, token: Option<Token>) -> Result<Self> {
+        Ok(Self {
+            http: Http::new(&base, token)?,
+            base,
+            repo,
+        })
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.http.has_token()
+    }
+
+    /// `host[:port]` of the API: the key of its pace ledger.
+    pub fn host_key(&self) -> String {
+        let host = self.base.host_str().unwrap_or("unknown");
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+
+    fn url(&self, path: &str) -> Url {
+        self.base
+            .join(&format!(
+                "repos/{}/{}/{path}",
+                self.repo.owner, self.repo.name
+            ))
+            .expect("checked owner and name make a valid path")
+    }
+
+    pub fn repo_url(&self) -> Url {
+        let mut url = self.url("");
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&path);
+        url
+    }
+
+    pub fn issue_url(&self, number: u32) -> Url {
+        self.url(&format!("issues/{number}"))
+    }
+
+    pub fn pull_url(&self, number: u32) -> Url {
+        self.url(&format!("pulls/{number}"))
+    }
+
+    /// The newest issue or PR: one item, newest created first.
+    pub fn newest_url(&self) -> Url {
+        self.url("issues?state=all&sort=created&direction=desc&per_page=1")
+    }
+
+    /// The first page of the listing, newest first: numbers descend, so the
+    /// pages walk the backlog from the top down.
+    pub fn first_page_url(&self) -> Url {
+        self.url(&format!(
+            "issues?state=all&sort=created&direction=desc&per_page={PER_PAGE}"
+        ))
+    }
+
+    /// Whether the listing's `next` may be followed: only on the API's own
+    /// server, where the token belongs.
+    pub fn may_follow(&self, url: &Url) -> bool {
+        self.http.same_origin(url)
+    }
+
+    /// Sends one GET and classifies the answer. `Err` only for a transport
+    /// failure, which is transient too but has no answer to classify.
+    pub fn fetch(&self, url: &Url, etag: Option<&str>) -> Result<Fetched> {
+        let reply = self.http.get(url, etag)?;
+        Ok(fetched(reply, SystemTime::now()))
+    }
+}
+
+fn fetched(reply: Reply, now: SystemTime) -> Fetched {
+    let answer = classify(&reply, now);
+    Fetched {
+        etag: reply.header("etag").map(str::to_owned),
+        rate: rate_info(&reply),
+        next: reply.header("link").and_then(next_link),
+        answer,
+        body: reply.body,
+    }
+}
+
+/// The rules of `github-api/README.md`, in order.
+pub fn classify(reply: &Reply, now: SystemTime) -> Answer {
+    let status = reply.status;
+    match status.as_u16() {
+        200..=299 => Answer::Ok,
+        304 => Answer::NotModified,
+        301 | 302 | 307 | 308 => match reply.header("location").map(Url::parse) {
+            Some(Ok(to)) => Answer::Moved(to),
+            _ => Answer::Transient(format!("{status} without a usable Location")),
+        },
+        404 => Answer::NotFound,
+        410 => Answer::Gone,
+        401 => Answer::Denied(format!(
+            "GitHub rejected the token ({}): set GITHUB_TOKEN to a valid token, or unset it",
+            message_or(&reply.body, "Bad credentials")
+        )),
+        403 | 429 => {
+            if let Some(limit) = rate_limited(reply, now) {
+                Answer::Limited(limit)
+            } else if status == StatusCode::TOO_MANY_REQUESTS {
+                Answer::Limited(Limit::Secondary { retry_after: None })
+            } else {
+                Answer::Denied(format!(
+                    "GitHub refused access (403: {}): the token needs read access to this \
+                     repository's issues and pull requests",
+                    message_or(&reply.body, "Forbidden")
+                ))
+            }
+        }
+        500..=599 => Answer::Transient(format!("server error {status}")),
+        _ => Answer::Transient(format!(
+            "unexpected answer {status}: {}",
+            message_or(&reply.body, "no message")
+        )),
+    }
+}
+
+/// A 403/429 that is a rate limit, primary or secondary.
+fn rate_limited(reply: &Reply, now: SystemTime) -> Option<Limit> {
+    if let Some(seconds) = reply
+        .header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(Limit::Secondary {
+            retry_after: Some(Duration::from_secs(seconds)),
+        });
+    }
+    if reply.header("x-ratelimit-remaining").map(str::trim) == Some("0") {
+        let reset = reply
+            .header("x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+            // No reset given: an hour is the longest a primary window lasts.
+            .unwrap_or(now + Duration::from_secs(3600));
+        return Some(Limit::Primary { reset });
+    }
+    let message = message_or(&reply.body, "").to_ascii_lowercase();
+    message
+        .contains("rate limit")
+        .then_some(Limit::Secondary { retry_after: None })
+}
+
+fn rate_info(reply: &Reply) -> Option<RateInfo> {
+    let number = |name| {
+        reply
+            .header(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(RateInfo {
+        remaining: number("x-ratelimit-remaining")?,
+        limit: number("x-ratelimit-limit")?,
+        reset: UNIX_EPOCH + Duration::from_secs(number("x-ratelimit-reset")?),
+    })
+}
+
+/// GitHub's error bodies are `{"message": …}`; anything else is not shown
+/// (it could be a whole HTML page).
+fn message_or(body: &[u8], default: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        message: String,
+    }
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|e| {
+            e.message
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .replace('\n', " ")
+        })
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// `<url>; rel="next", <url>; rel="last"` → the `next` URL.
+pub fn next_link(header: &str) -> Option<Url> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let close = open + rest[open..].find('>')?;
+        let target = &rest[open + 1..close];
+        let params_end = rest[close..].find('<').map_or(rest.len(), |i| close + i);
+        let params = &rest[close + 1..params_end];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().trim_end_matches(',').trim();
+            p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+        });
+        if is_next {
+            return Url::parse(target).ok();
+        }
+        rest = &rest[params_end..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+    fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: map,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn final_answers() {
+        let now = SystemTime::now();
+        assert_eq!(classify(&reply(200, &[], "{}"), now), Answer::Ok);
+        assert_eq!(classify(&reply(304, &[], ""), now), Answer::NotModified);
+        assert_eq!(classify(&reply(404, &[], "{}"), now), Answer::NotFound);
+        assert_eq!(classify(&reply(410, &[], "{}"), now), Answer::Gone);
+        let moved = reply(
+            301,
+            &[("location", "https://api.github.com/repositories/1/issues/2")],
+            "",
+        );
+        assert!(
+            matches!(classify(&moved, now), Answer::Moved(u) if u.path() == "/repositories/1/issues/2")
+        );
+    }
+
+    #[test]
+    fn rate_limits_are_told_apart_from_denials() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let primary = reply(
+            403,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1600"),
+            ],
+            r#"{"message":"API rate limit exceeded for user ID 1."}"#,
+        );
+        assert_eq!(
+            classify(&primary, now),
+            Answer::Limited(Limit::Primary {
+                reset: UNIX_EPOCH + Duration::from_secs(1600)
+            })
+        );
+        let secondary = reply(
+            403,
+            &[("x-ratelimit-remaining", "4000")],
+            r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes."}"#,
+        );
+        assert_eq!(
+            classify(&secondary, now),
+            Answer::Limited(Limit::Secondary { retry_after: None })
+        );
+        let told = reply(429, &[("retry-after", "42")], "{}");
+        assert_eq!(
+            classify(&told, now),
+            Answer::Limited(Limit::Secondary {
+                retry_after: Some(Duration::from_secs(42))
+            })
+        );
+        let denied = reply(
+            403,
+            &[("x-ratelimit-remaining", "4999")],
+            r#"{"message":"Resource not accessible by integration"}"#,
+        );
+        assert!(
+            matches!(classify(&denied, now), Answer::Denied(m) if m.contains("Resource not accessible"))
+        );
+        assert!(matches!(
+            classify(&reply(401, &[], "{}"), now),
+            Answer::Denied(_)
+        ));
+    }
+
+    #[test]
+    fn everything_else_is_transient() {
+        let now = SystemTime::now();
+        for status in [500, 502, 503, 504, 422, 400] {
+            assert!(
+                matches!(
+                    classify(&reply(status, &[], "<html>"), now),
+                    Answer::Transient(_)
+                ),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            classify(&reply(301, &[], ""), now),
+            Answer::Transient(_)
+        ));
+    }
+
+    #[test]
+    fn next_link_is_taken_exactly() {
+        let header = r#"<https://api.github.com/repositories/1/issues?state=all&per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/issues?state=all&per_page=100&page=175>; rel="last""#;
+        assert_eq!(
+            next_link(header).unwrap().as_str(),
+            "https://api.github.com/repositories/1/issues?state=all&per_page=100&page=2"
+        );
+        let last_page =
+            r#"<https://x/issues?page=1>; rel="first", <https://x/issues?page=174>; rel="prev""#;
+        assert_eq!(next_link(last_page), None);
+        assert_eq!(next_link(""), None);
+        assert_eq!(next_link("garbage <unclosed"), None);
+    }
+
+    #[test]
+    fn api_bases() {
+        assert_eq!(
+            api_base("github.com", None).unwrap().as_str(),
+            "https://api.github.com/"
+        );
+        assert_eq!(
+            api_base("ghe.example.com", None).unwrap().as_str(),
+            "https://ghe.example.com/api/v3/"
+        );
+        assert!(api_base("github.com", Some("http://127.0.0.1:8080")).is_ok());
+        assert!(api_base("github.com", Some("http://localhost:8080/api")).is_ok());
+        assert!(api_base("github.com", Some("http://example.com")).is_err());
+        assert!(api_base("github.com", Some("https://u:p@example.com")).is_err());
+        assert!(api_base("github.com", Some("ftp://example.com")).is_err());
+    }
+}

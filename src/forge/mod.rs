@@ -1,0 +1,211 @@
+//! The forge: what an issue or pull request is once fetched, and the GitHub
+//! REST client that fetches it.
+
+pub mod github;
+pub mod http;
+pub mod token;
+
+use serde::{Deserialize, Deserializer};
+
+/// The largest number a ref may have (GitHub's numbers are 32-bit signed).
+pub const MAX_NUMBER: u64 = i32::MAX as u64;
+
+/// An issue or pull request as patina stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub number: u32,
+    pub kind: Kind,
+    pub title: String,
+    pub body: Option<String>,
+    /// `open` or `closed` as the forge says; see [`Item::state`] for patina's.
+    pub open: bool,
+    pub labels: Vec<String>,
+    /// `None` for a deleted account ("ghost").
+    pub author: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The web page (`html_url`).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Issue,
+    Pr { merged_at: MergedAt },
+}
+
+/// Whether a pull request was merged. GitHub's issue endpoints carry
+/// `pull_request.merged_at`; a server that leaves it out makes us ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergedAt {
+    Known(Option<String>),
+    Unknown,
+}
+
+impl Item {
+    /// patina's state: `open`/`closed` for issues, `open`/`merged`/`closed` for PRs.
+    pub fn state(&self) -> &'static str {
+        match (&self.kind, self.open) {
+            (_, true) => "open",
+            (
+                Kind::Pr {
+                    merged_at: MergedAt::Known(Some(_)),
+                },
+                false,
+            ) => "merged",
+            (_, false) => "closed",
+        }
+    }
+
+    pub fn is_pr(&self) -> bool {
+        matches!(self.kind, Kind::Pr { .. })
+    }
+
+    pub fn merged_at(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Pr {
+                merged_at: MergedAt::Known(at),
+            } => at.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Decodes one issue object of GitHub's REST API (issues and PRs alike).
+    pub fn from_github(json: &[u8]) -> Result<Self, String> {
+        let raw: RawIssue = serde_json::from_slice(json).map_err(|e| describe(&e))?;
+        raw.into_item()
+    }
+
+    /// Decodes a page of the issue listing.
+    pub fn list_from_github(json: &[u8]) -> Result<Vec<Self>, String> {
+        let raw: Vec<RawIssue> = serde_json::from_slice(json).map_err(|e| describe(&e))?;
+        raw.into_iter().map(RawIssue::into_item).collect()
+    }
+}
+
+/// serde's message without the input: a body can be large and is the forge's text.
+fn describe(e: &serde_json::Error) -> String {
+    format!(
+        "malformed response body ({} at line {} column {})",
+        classify(e),
+        e.line(),
+        e.column()
+    )
+}
+
+fn classify(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Io => "read error",
+        Category::Syntax => "not JSON",
+        Category::Data => "unexpected JSON shape",
+        Category::Eof => "truncated JSON",
+    }
+}
+
+/// The fields we use of GitHub's issue object; everything else is ignored,
+/// and everything the schema allows to be null or absent is optional.
+#[derive(Deserialize)]
+struct RawIssue {
+    number: u64,
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    state: String,
+    #[serde(default)]
+    labels: Vec<RawLabel>,
+    #[serde(default)]
+    user: Option<RawUser>,
+    created_at: String,
+    updated_at: String,
+    html_url: String,
+    #[serde(default)]
+    pull_request: Option<RawPullRef>,
+}
+
+/// Labels come as objects, or (per the schema) as bare names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLabel {
+    Name(String),
+    Object {
+        #[serde(default)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct RawPullRef {
+    /// Absent (outer `None`) is not the same as null (not merged).
+    #[serde(default, deserialize_with = "present")]
+    merged_at: Option<Option<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl RawIssue {
+    fn into_item(self) -> Result<Item, String> {
+        let number = u32::try_from(self.number)
+            .ok()
+            .filter(|&n| n >= 1 && u64::from(n) <= MAX_NUMBER)
+            .ok_or_else(|| {
+                format!(
+                    "malformed response body (number {} out of range)",
+                    self.number
+                )
+            })?;
+        let open = match self.state.as_str() {
+            "open" => true,
+            "closed" => false,
+            other => return Err(format!("malformed response body (state {other:?})")),
+        };
+        let kind = match self.pull_request {
+            None => Kind::Issue,
+            Some(RawPullRef {
+                merged_at: Some(at),
+            }) => Kind::Pr {
+                merged_at: MergedAt::Known(at),
+            },
+            Some(RawPullRef { merged_at: None }) => Kind::Pr {
+                merged_at: MergedAt::Unknown,
+            },
+        };
+        Ok(Item {
+            number,
+            kind,
+            title: self.title,
+            body: self.body,
+            open,
+            labels: self
+                .labels
+                .into_iter()
+                .filter_map(|label| match label {
+                    RawLabel::Name(name) => Some(name),
+                    RawLabel::Object { name } => name,
+                })
+                .collect(),
+            author: self.user.map(|u| u.login),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            url: self.html_url,
+        })
+    }
+}
+
+/// `merged_at` from a `GET /pulls/{n}` answer.
+pub fn merged_at_from_pull(json: &[u8]) -> Result<Option<String>, String> {
+    #[derive(Deserialize)]
+    struct RawPull {
+        #[serde(default)]
+        merged_at: Option<String>,
+    }
+    let raw: RawPull = serde_json::from_slice(json).map_err(|e| describe(&e))?;
+    Ok(raw.merged_at)
+}

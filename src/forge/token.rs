@@ -1,0 +1,97 @@
+//! Where the token comes from. It is never taken from the command line and
+//! never printed: `Debug` shows only that there is one.
+
+use std::fmt;
+use std::process::{Command, Stdio};
+
+/// A forge token.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// Where a token was found, for `--status` and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    GithubToken,
+    GhToken,
+    GhCli,
+}
+
+impl Source {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::GithubToken => "GITHUB_TOKEN",
+            Source::GhToken => "GH_TOKEN",
+            Source::GhCli => "gh auth token",
+        }
+    }
+}
+
+/// `GITHUB_TOKEN`, else `GH_TOKEN`, else `gh auth token --hostname HOST`
+/// when `gh` is installed, else none.
+pub fn find(host: &str) -> Option<(Token, Source)> {
+    for (var, source) in [
+        ("GITHUB_TOKEN", Source::GithubToken),
+        ("GH_TOKEN", Source::GhToken),
+    ] {
+        if let Some(value) = std::env::var(var).ok().and_then(clean) {
+            return Some((Token(value), source));
+        }
+    }
+    from_gh(host).map(|t| (t, Source::GhCli))
+}
+
+fn from_gh(host: &str) -> Option<Token> {
+    // `gh` is run directly, never through a shell; its stderr (prompts,
+    // "not logged in") is not ours to show.
+    let output = Command::new("gh")
+        .args(["auth", "token", "--hostname", host])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8(output.stdout)
+        .ok()
+        .and_then(clean)
+        .map(Token)
+}
+
+/// A token is one line of visible characters; anything else would be a
+/// header injection or a copy-paste accident.
+fn clean(value: String) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty() && value.chars().all(|c| c.is_ascii_graphic())).then(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let token = Token("ghp_secret".into());
+        assert_eq!(format!("{token:?}"), "Token(***)");
+    }
+
+    #[test]
+    fn tokens_are_one_visible_line() {
+        assert_eq!(clean(" ghp_x \n".into()), Some("ghp_x".into()));
+        assert_eq!(clean("".into()), None);
+        assert_eq!(clean("a\r\nX-Evil: 1".into()), None);
+        assert_eq!(clean("a b".into()), None);
+    }
+}

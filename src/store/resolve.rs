@@ -1,0 +1,462 @@
+//! What the drain reads and writes: pending refs, items and their events,
+//! outcomes, the listing cursor, the rate-limit budget, and runs. Every
+//! outcome is written in one transaction through [`Writer`], committed
+//! before the next request leaves.
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::json;
+
+use super::Store;
+use crate::forge::Item;
+
+/// A pending ref as the planner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub number: u32,
+    /// Newest mentioning commit, unix seconds; `None` for refs of the range.
+    pub commit_time: Option<i64>,
+    /// Not before this (unix seconds), after a transient failure.
+    pub next_attempt: Option<i64>,
+}
+
+/// The per-repository state of the drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    pub newest_number: Option<u32>,
+    /// The listing under way: its next page, exactly as the forge gave it.
+    pub list_next: Option<String>,
+    /// The lowest number the listing under way has reached.
+    pub list_floor: Option<u32>,
+    /// The newest number when the listing under way started.
+    pub list_top: Option<u32>,
+    /// Every number up to this was on a finished listing: what is still
+    /// pending there is not on the list (deleted, transferred, hidden).
+    pub list_covered: Option<u32>,
+    pub rate: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub remaining: u64,
+    pub limit: u64,
+    /// Unix seconds.
+    pub reset: i64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Finished,
+    Interrupted,
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+            RunState::Interrupted => "interrupted",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+impl Store {
+    /// Pending refs of `repo`, in no particular order.
+    pub fn candidates(&self, repo: &str) -> Result<Vec<Candidate>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT ref_number, commit_time, next_attempt FROM forge_refs
+             WHERE repo = ?1 AND resolved IS NULL",
+        )?;
+        let rows = stmt.query_map([repo], |row| {
+            Ok(Candidate {
+                number: row.get(0)?,
+                commit_time: row.get(1)?,
+                next_attempt: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn sync_state(&self, repo: &str) -> Result<SyncState> {
+        if !self.has_table("forge_sync_state")? {
+            return Ok(SyncState::default());
+        }
+        let state = self
+            .conn
+            .query_row(
+                "SELECT newest_number, list_next, list_floor, rate_remaining, rate_limit, rate_reset,
+                        list_top, list_covered
+                 FROM forge_sync_state WHERE repo = ?1",
+                [repo],
+                |row| {
+                    let rate: (Option<i64>, Option<i64>, Option<i64>) =
+                        (row.get(3)?, row.get(4)?, row.get(5)?);
+                    let rate = match rate {
+                        (Some(remaining), Some(limit), Some(reset)) => Some(Rate {
+                            remaining: u64::try_from(remaining).unwrap_or(0),
+                            limit: u64::try_from(limit).unwrap_or(0),
+                            reset,
+                        }),
+                        _ => None,
+                    };
+                    Ok(SyncState {
+                        newest_number: row.get(0)?,
+                        list_next: row.get(1)?,
+                        list_floor: row.get(2)?,
+                        list_top: row.get(6)?,
+                        list_covered: row.get(7)?,
+                        rate,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(state.unwrap_or_default())
+    }
+
+    /// Adds refs `1..=newest` as pending (those not known yet) and remembers
+    /// `newest`. Returns how many were new.
+    pub fn add_range(&mut self, repo: &str, newest: u32) -> Result<u64> {
+        self.write(|w| {
+            let added = w.tx.execute(
+                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?2)
+                 INSERT OR IGNORE INTO forge_refs (repo, ref_number, ref_kind, discovered, pattern)
+                 SELECT ?1, x, 'unknown', datetime('now'), 'range' FROM n",
+                params![repo, newest],
+            )?;
+            w.ensure_state(repo)?;
+            w.tx.execute(
+                "UPDATE forge_sync_state SET newest_number = max(coalesce(newest_number, 0), ?2)
+                 WHERE repo = ?1",
+                params![repo, newest],
+            )?;
+            Ok(added as u64)
+        })
+    }
+
+    /// Records the start of a drain.
+    pub fn start_run(&mut self, repo: &str, pid: u32, mode: &str) -> Result<i64> {
+        self.write(|w| {
+            // A run still marked running holds no lock any more (we hold it
+            // now): it was killed.
+            w.tx.execute(
+                "UPDATE forge_runs SET state = 'interrupted', ended = coalesce(ended, datetime('now'))
+                 WHERE repo = ?1 AND state = 'running'",
+                [repo],
+            )?;
+            w.tx.execute(
+                "INSERT INTO forge_runs (repo, pid, mode, started, state)
+                 VALUES (?1, ?2, ?3, datetime('now'), 'running')",
+                params![repo, pid, mode],
+            )?;
+            Ok(w.tx.last_insert_rowid())
+        })
+    }
+
+    pub fn finish_run(&mut self, run: i64, state: RunState, error: Option<&str>) -> Result<()> {
+        self.write(|w| {
+            w.tx.execute(
+                "UPDATE forge_runs SET state = ?2, ended = datetime('now'),
+                        last_error = coalesce(?3, last_error)
+                 WHERE id = ?1",
+                params![run, state.as_str(), error],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one immediate transaction and commits it.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&Writer { tx: &tx })?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// The writes of one outcome, inside its transaction.
+pub struct Writer<'a> {
+    tx: &'a Transaction<'a>,
+}
+
+impl Writer<'_> {
+    /// Stores an issue or PR (as ref `number`, which differs from the item's
+    /// own number only after a transfer) and appends its event when it is new
+    /// or its `updated_at` changed. Returns whether an event was appended.
+    pub fn store_item(&self, number: u32, item: &Item, etag: Option<&str>) -> Result<bool> {
+        let labels = serde_json::to_string(&item.labels)?;
+        if item.is_pr() {
+            let known: Option<(Option<String>, Option<String>, Option<i64>)> = self
+                .tx
+                .query_row(
+                    "SELECT updated_at, linked_issues, approvals FROM forge_prs WHERE number = ?1",
+                    [number],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?;
+            let (known_updated, linked, approvals) = known.unwrap_or_default();
+            let linked: serde_json::Value = linked
+                .and_then(|l| serde_json::from_str(&l).ok())
+                .unwrap_or_else(|| json!([]));
+            let approvals = approvals.unwrap_or(0);
+            let changed = known_updated.as_deref() != Some(item.updated_at.as_str());
+            let seq = if changed {
+                let data = json!({
+                    "number": number,
+                    "title": item.title,
+                    "body": item.body,
+                    "state": item.state(),
+                    "labels": item.labels,
+                    "author": item.author,
+                    "url": item.url,
+                    "linked_issues": linked,
+                    "comments": "",
+                    "approvals": approvals,
+                    "updated_at": item.updated_at,
+                });
+                Some(self.event("forge.pr", number, item, &data)?)
+            } else {
+                None
+            };
+            self.tx.execute(
+                "INSERT INTO forge_prs (number, title, body, state, labels, author, created_at,
+                                        merged_at, url, linked_issues, approvals, event_seq,
+                                        etag, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (number) DO UPDATE SET
+                     title = excluded.title, body = excluded.body, state = excluded.state,
+                     labels = excluded.labels, author = excluded.author,
+                     created_at = excluded.created_at, merged_at = excluded.merged_at,
+                     url = excluded.url,
+                     event_seq = coalesce(excluded.event_seq, forge_prs.event_seq),
+                     etag = coalesce(excluded.etag, forge_prs.etag),
+                     updated_at = excluded.updated_at",
+                params![
+                    number,
+                    item.title,
+                    item.body,
+                    item.state(),
+                    labels,
+                    item.author,
+                    item.created_at,
+                    item.merged_at(),
+                    item.url,
+                    linked.to_string(),
+                    approvals,
+                    seq,
+                    etag,
+                    item.updated_at,
+                ],
+            )?;
+            Ok(changed)
+        } else {
+            let known: Option<String> = self
+                .tx
+                .query_row(
+                    "SELECT updated_at FROM forge_issues WHERE number = ?1",
+                    [number],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let changed = known.as_deref() != Some(item.updated_at.as_str());
+            let seq = if changed {
+                let data = json!({
+                    "number": number,
+                    "title": item.title,
+                    "body": item.body,
+                    "state": item.state(),
+                    "labels": item.labels,
+                    "author": item.author,
+                    "url": item.url,
+                    "updated_at": item.updated_at,
+                });
+                Some(self.event("forge.issue", number, item, &data)?)
+            } else {
+                None
+            };
+            self.tx.execute(
+                "INSERT INTO forge_issues (number, title, body, state, labels, author, created_at,
+                                           updated_at, url, event_seq, etag)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (number) DO UPDATE SET
+                     title = excluded.title, body = excluded.body, state = excluded.state,
+                     labels = excluded.labels, author = excluded.author,
+                     created_at = excluded.created_at, updated_at = excluded.updated_at,
+                     url = excluded.url,
+                     event_seq = coalesce(excluded.event_seq, forge_issues.event_seq),
+                     etag = coalesce(excluded.etag, forge_issues.etag)",
+                params![
+                    number,
+                    item.title,
+                    item.body,
+                    item.state(),
+                    labels,
+                    item.author,
+                    item.created_at,
+                    item.updated_at,
+                    item.url,
+                    seq,
+                    etag,
+                ],
+            )?;
+            Ok(changed)
+        }
+    }
+
+    fn event(&self, kind: &str, number: u32, item: &Item, data: &serde_json::Value) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO eventlog (event_type, timestamp, source_id, source_file, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                kind,
+                item.created_at,
+                number.to_string(),
+                item.url,
+                data.to_string()
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Marks ref `number` resolved as `kind` (adding it when the forge
+    /// showed us a number we had not discovered). Returns whether it was
+    /// pending before, i.e. whether this settled a ref of the backlog.
+    pub fn resolve_ref(
+        &self,
+        repo: &str,
+        number: u32,
+        kind: &str,
+        moved_to: Option<&str>,
+    ) -> Result<bool> {
+        let was_pending: Option<bool> = self
+            .tx
+            .query_row(
+                "SELECT resolved IS NULL FROM forge_refs WHERE repo = ?1 AND ref_number = ?2",
+                params![repo, number],
+                |row| row.get(0),
+            )
+            .optional()?;
+        self.tx.execute(
+            "INSERT INTO forge_refs (repo, ref_number, ref_kind, discovered, resolved, pattern, moved_to)
+             VALUES (?1, ?2, ?3, datetime('now'), datetime('now'), 'forge', ?4)
+             ON CONFLICT (repo, ref_number) DO UPDATE SET
+                 ref_kind = excluded.ref_kind, resolved = excluded.resolved, error = NULL,
+                 last_error = NULL, next_attempt = NULL, moved_to = excluded.moved_to",
+            params![repo, number, kind, moved_to],
+        )?;
+        Ok(was_pending.unwrap_or(false))
+    }
+
+    /// Settles ref `number` for good (404, 410): resolved and failed, so it
+    /// is no longer pending. Returns whether it was pending.
+    pub fn settle_ref(&self, repo: &str, number: u32, error: &str) -> Result<bool> {
+        let changed = self.tx.execute(
+            "UPDATE forge_refs SET resolved = datetime('now'), error = ?3, last_error = ?3,
+                    next_attempt = NULL, attempts = attempts + 1
+             WHERE repo = ?1 AND ref_number = ?2 AND resolved IS NULL",
+            params![repo, number, error],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// A transient failure: the ref stays pending, not before `next_attempt`.
+    pub fn defer_ref(&self, repo: &str, number: u32, error: &str, next_attempt: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE forge_refs SET attempts = attempts + 1, last_error = ?3, next_attempt = ?4
+             WHERE repo = ?1 AND ref_number = ?2 AND resolved IS NULL",
+            params![repo, number, error, next_attempt],
+        )?;
+        Ok(())
+    }
+
+    /// Updates the run: requests sent so far, refs resolved and failed by
+    /// this outcome, and its last error, when given.
+    pub fn count(
+        &self,
+        run: i64,
+        requests: u64,
+        resolved: u64,
+        failed: u64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE forge_runs SET requests = max(requests, ?2), resolved = resolved + ?3,
+                    failed = failed + ?4, last_error = coalesce(?5, last_error)
+             WHERE id = ?1",
+            params![
+                run,
+                sql_int(requests),
+                sql_int(resolved),
+                sql_int(failed),
+                error
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn ensure_state(&self, repo: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO forge_sync_state (repo) VALUES (?1)",
+            [repo],
+        )?;
+        Ok(())
+    }
+
+    /// Starts a listing at `first` (its first page), `top` being the newest
+    /// number known: nothing below it has been reached yet.
+    pub fn start_listing(&self, repo: &str, first: &str, top: u32) -> Result<()> {
+        self.ensure_state(repo)?;
+        self.tx.execute(
+            "UPDATE forge_sync_state SET list_next = ?2, list_floor = ?3 + 1, list_top = ?3,
+                    list_started = datetime('now')
+             WHERE repo = ?1",
+            params![repo, first, top],
+        )?;
+        Ok(())
+    }
+
+    /// Moves the listing on: the next page to ask for and the lowest number
+    /// reached so far.
+    pub fn advance_listing(&self, repo: &str, next: &str, floor: Option<u32>) -> Result<()> {
+        self.tx.execute(
+            "UPDATE forge_sync_state SET list_next = ?2,
+                    list_floor = min(coalesce(list_floor, ?3), coalesce(?3, list_floor))
+             WHERE repo = ?1",
+            params![repo, next, floor],
+        )?;
+        Ok(())
+    }
+
+    /// The listing reached its end: everything up to its top was listed.
+    pub fn finish_listing(&self, repo: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE forge_sync_state SET list_next = NULL, list_floor = NULL,
+                    list_covered = max(coalesce(list_covered, 0), coalesce(list_top, 0)),
+                    list_top = NULL, list_started = NULL
+             WHERE repo = ?1",
+            [repo],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_rate(&self, repo: &str, rate: Rate) -> Result<()> {
+        self.ensure_state(repo)?;
+        self.tx.execute(
+            "UPDATE forge_sync_state SET rate_remaining = ?2, rate_limit = ?3, rate_reset = ?4,
+                    rate_seen = datetime('now')
+             WHERE repo = ?1",
+            params![repo, rate.remaining as i64, rate.limit as i64, rate.reset],
+        )?;
+        Ok(())
+    }
+}
+
+/// SQLite integers are i64; our counters never come near the limit.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

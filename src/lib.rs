@@ -85,7 +85,7 @@ pub fn run(config: Config) -> Result<ExitCode> {
     let mut out = stdout.lock();
     match config.mode {
         Mode::Discover { offline } => discover(&home, &target, &config.forge, offline, &mut out)?,
-        Mode::Status { json } => status(&target, json, &mut out)?,
+        Mode::Status { json } => status(&home, &target, json, &mut out)?,
         Mode::Limit(n) => {
             signals::install()?;
             let _lock = daemon::SyncLock::acquire(&home, &target.forge.repo)?;
@@ -216,13 +216,26 @@ fn connect(
     Ok((forge, pace))
 }
 
-fn status(target: &Target, json: bool, out: &mut impl Write) -> Result<()> {
+fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) -> Result<()> {
     let repo = target.forge.repo.to_string();
-    let counts = match Store::open_read_only(&target.db_path)? {
-        Some(store) => store.counts(&repo)?,
-        None => Default::default(),
+    let holder = daemon::holder(home, &target.forge.repo)?;
+    let mut status = match Store::open_read_only(&target.db_path)? {
+        Some(store) => {
+            let mut status = report::Status::new(repo.clone(), store.counts(&repo)?);
+            let state = store.sync_state(&repo)?;
+            status.rate_limit = state.rate.map(report::RateLimit::from);
+            if let Some(run) = store.latest_run(&repo)? {
+                status.last_error = run.last_error.clone();
+                status.last_run = Some(report::LastRun::from_row(run, holder.is_some()));
+            }
+            status
+        }
+        None => report::Status::new(repo, Default::default()),
     };
-    let status = report::Status::new(repo, counts);
+    if let Some(busy) = holder {
+        status.running = true;
+        status.pid = busy.pid;
+    }
     if json {
         status.write_json(out)?;
     } else {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::discover::Outcome;
-use crate::store::Counts;
+use crate::store::{Counts, Rate, RunRow};
 
 /// `1 commit`, `18,335 commits`.
 pub fn count(n: u64, singular: &str, plural: &str) -> String {
@@ -101,8 +101,48 @@ pub struct RateLimit {
 #[derive(Debug, Serialize)]
 pub struct LastRun {
     pub state: String,
+    /// RFC 3339.
     pub started: String,
+    /// RFC 3339; null while running.
     pub ended: Option<String>,
+}
+
+impl LastRun {
+    /// `running` is the lock's word: a row still saying "running" whose
+    /// lock is free belonged to a process that was killed.
+    pub fn from_row(run: RunRow, running: bool) -> Self {
+        let state = if run.state == "running" && !running {
+            "interrupted".to_owned()
+        } else {
+            run.state
+        };
+        Self {
+            state,
+            started: rfc3339(&run.started),
+            ended: run.ended.as_deref().map(rfc3339),
+        }
+    }
+}
+
+impl From<Rate> for RateLimit {
+    fn from(rate: Rate) -> Self {
+        Self {
+            remaining: rate.remaining,
+            limit: rate.limit,
+            reset: humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(rate.reset.max(0) as u64),
+            )
+            .to_string(),
+        }
+    }
+}
+
+/// SQLite's `YYYY-MM-DD HH:MM:SS` (UTC) as RFC 3339.
+fn rfc3339(sqlite: &str) -> String {
+    match sqlite.split_once(' ') {
+        Some((date, time)) => format!("{date}T{time}Z"),
+        None => sqlite.to_owned(),
+    }
 }
 
 impl Status {
@@ -134,7 +174,17 @@ impl Status {
     pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         let c = &self.counts;
         writeln!(out, "Forge: {}", self.repo)?;
-        writeln!(out, "Syncing: not running")?;
+        match (self.running, self.pid, &self.last_run) {
+            (true, Some(pid), _) => writeln!(out, "Syncing: PID {pid} running")?,
+            (true, None, _) => writeln!(out, "Syncing: running")?,
+            (false, _, Some(run)) => writeln!(
+                out,
+                "Syncing: not running (last run {}, {})",
+                run.state,
+                run.ended.as_deref().unwrap_or(&run.started)
+            )?,
+            (false, _, None) => writeln!(out, "Syncing: not running")?,
+        }
         writeln!(
             out,
             "Progress: {} / {} ({}%)",
@@ -144,7 +194,20 @@ impl Status {
         )?;
         writeln!(out, "Resolved: {}", thousands(c.resolved))?;
         writeln!(out, "Pending: {}", thousands(c.pending))?;
-        writeln!(out, "Failed: {}", thousands(c.failed))
+        writeln!(out, "Failed: {}", thousands(c.failed))?;
+        if let Some(error) = &self.last_error {
+            writeln!(out, "Last error: {error}")?;
+        }
+        if let Some(rate) = &self.rate_limit {
+            writeln!(
+                out,
+                "Rate limit: {} / {} left, resets {}",
+                thousands(rate.remaining),
+                thousands(rate.limit),
+                rate.reset
+            )?;
+        }
+        Ok(())
     }
 }
 

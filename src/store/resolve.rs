@@ -64,7 +64,52 @@ impl RunState {
     }
 }
 
+/// A drain as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub pid: u32,
+    pub mode: String,
+    pub state: String,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub started: String,
+    pub ended: Option<String>,
+    pub requests: u64,
+    pub resolved: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
 impl Store {
+    /// The newest run of `repo`, if any ran.
+    pub fn latest_run(&self, repo: &str) -> Result<Option<RunRow>> {
+        if !self.has_table("forge_runs")? {
+            return Ok(None);
+        }
+        let row = self
+            .conn
+            .query_row(
+                "SELECT pid, mode, state, started, ended, requests, resolved, failed, last_error
+                 FROM forge_runs WHERE repo = ?1 ORDER BY id DESC LIMIT 1",
+                [repo],
+                |row| {
+                    let n = |i| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                    Ok(RunRow {
+                        pid: row.get(0)?,
+                        mode: row.get(1)?,
+                        state: row.get(2)?,
+                        started: row.get(3)?,
+                        ended: row.get(4)?,
+                        requests: n(5)?,
+                        resolved: n(6)?,
+                        failed: n(7)?,
+                        last_error: row.get(8)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
     /// Pending refs of `repo`, in no particular order.
     pub fn candidates(&self, repo: &str) -> Result<Vec<Candidate>> {
         let mut stmt = self.conn.prepare(

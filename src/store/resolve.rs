@@ -235,39 +235,52 @@ impl Writer<'_> {
     /// or its `updated_at` changed. Returns whether an event was appended.
     pub fn store_item(&self, number: u32, item: &Item, etag: Option<&str>) -> Result<bool> {
         let labels = serde_json::to_string(&item.labels)?;
-        if item.is_pr() {
-            let known: Option<(Option<String>, Option<String>, Option<i64>)> = self
-                .tx
-                .query_row(
-                    "SELECT updated_at, linked_issues, approvals FROM forge_prs WHERE number = ?1",
-                    [number],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .optional()?;
-            let (known_updated, linked, approvals) = known.unwrap_or_default();
-            let linked: serde_json::Value = linked
-                .and_then(|l| serde_json::from_str(&l).ok())
-                .unwrap_or_else(|| json!([]));
-            let approvals = approvals.unwrap_or(0);
-            let changed = known_updated.as_deref() != Some(item.updated_at.as_str());
-            let seq = if changed {
-                let data = json!({
-                    "number": number,
-                    "title": item.title,
-                    "body": item.body,
-                    "state": item.state(),
-                    "labels": item.labels,
-                    "author": item.author,
-                    "url": item.url,
-                    "linked_issues": linked,
-                    "comments": "",
-                    "approvals": approvals,
-                    "updated_at": item.updated_at,
-                });
-                Some(self.event("forge.pr", number, item, &data)?)
+        // What patina's tables hold beyond the REST answer (linked issues and
+        // approvals, filled by richer sources) is kept, not reset.
+        let known: Option<(Option<String>, Option<String>, Option<i64>)> = self
+            .tx
+            .query_row(
+                if item.is_pr() {
+                    "SELECT updated_at, linked_issues, approvals FROM forge_prs WHERE number = ?1"
+                } else {
+                    "SELECT updated_at, NULL, NULL FROM forge_issues WHERE number = ?1"
+                },
+                [number],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        let (known_updated, linked, approvals) = known.unwrap_or_default();
+        let linked: serde_json::Value = linked
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_else(|| json!([]));
+        let approvals = approvals.unwrap_or(0);
+
+        let changed = known_updated.as_deref() != Some(item.updated_at.as_str());
+        let seq = if changed {
+            let mut data = json!({
+                "number": number,
+                "title": item.title,
+                "body": item.body,
+                "state": item.state(),
+                "labels": item.labels,
+                "author": item.author,
+                "url": item.url,
+                "updated_at": item.updated_at,
+            });
+            let kind = if item.is_pr() {
+                data["linked_issues"] = linked.clone();
+                data["comments"] = json!("");
+                data["approvals"] = json!(approvals);
+                "forge.pr"
             } else {
-                None
+                "forge.issue"
             };
+            Some(self.event(kind, number, item, &data)?)
+        } else {
+            None
+        };
+
+        if item.is_pr() {
             self.tx.execute(
                 "INSERT INTO forge_prs (number, title, body, state, labels, author, created_at,
                                         merged_at, url, linked_issues, approvals, event_seq,
@@ -277,10 +290,9 @@ impl Writer<'_> {
                      title = excluded.title, body = excluded.body, state = excluded.state,
                      labels = excluded.labels, author = excluded.author,
                      created_at = excluded.created_at, merged_at = excluded.merged_at,
-                     url = excluded.url,
+                     url = excluded.url, updated_at = excluded.updated_at,
                      event_seq = coalesce(excluded.event_seq, forge_prs.event_seq),
-                     etag = coalesce(excluded.etag, forge_prs.etag),
-                     updated_at = excluded.updated_at",
+                     etag = coalesce(excluded.etag, forge_prs.etag)",
                 params![
                     number,
                     item.title,
@@ -298,32 +310,7 @@ impl Writer<'_> {
                     item.updated_at,
                 ],
             )?;
-            Ok(changed)
         } else {
-            let known: Option<String> = self
-                .tx
-                .query_row(
-                    "SELECT updated_at FROM forge_issues WHERE number = ?1",
-                    [number],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let changed = known.as_deref() != Some(item.updated_at.as_str());
-            let seq = if changed {
-                let data = json!({
-                    "number": number,
-                    "title": item.title,
-                    "body": item.body,
-                    "state": item.state(),
-                    "labels": item.labels,
-                    "author": item.author,
-                    "url": item.url,
-                    "updated_at": item.updated_at,
-                });
-                Some(self.event("forge.issue", number, item, &data)?)
-            } else {
-                None
-            };
             self.tx.execute(
                 "INSERT INTO forge_issues (number, title, body, state, labels, author, created_at,
                                            updated_at, url, event_seq, etag)
@@ -349,8 +336,8 @@ impl Writer<'_> {
                     etag,
                 ],
             )?;
-            Ok(changed)
         }
+        Ok(changed)
     }
 
     fn event(&self, kind: &str, number: u32, item: &Item, data: &serde_json::Value) -> Result<i64> {

@@ -10,6 +10,8 @@ pub enum ExitCode {
     Failure,
     /// Bad usage (clap reports these itself, with this status).
     Usage,
+    /// Another process holds this repository's sync lock (`EX_TEMPFAIL`).
+    Busy,
 }
 
 impl ExitCode {
@@ -18,6 +20,7 @@ impl ExitCode {
             ExitCode::Success => 0,
             ExitCode::Failure => 1,
             ExitCode::Usage => 2,
+            ExitCode::Busy => 75,
         }
     }
 }

@@ -1,6 +1,7 @@
 use clap::Parser;
 
 use patina_forge::cli::Cli;
+use patina_forge::daemon::Busy;
 use patina_forge::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
@@ -8,6 +9,11 @@ fn main() -> std::process::ExitCode {
     match patina_forge::run(config) {
         Ok(code) => code.into(),
         Err(err) if is_broken_pipe(&err) => ExitCode::Success.into(),
+        Err(err) if err.is::<Busy>() => {
+            // The spec's words, as timers and patina expect them.
+            eprintln!("{err}");
+            ExitCode::Busy.into()
+        }
         Err(err) => {
             // One line, so that cron mails and journals stay readable.
             let message = format!("{err:#}").replace('\n', " ");

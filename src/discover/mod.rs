@@ -150,15 +150,22 @@ fn walk(
                 let receive = &receive;
                 scope.spawn(move || {
                     let mut reader = Reader::new(repo, forge);
-                    while let Ok(ids) = receive.lock().expect("a reader panicked").recv() {
+                    loop {
+                        // Its own statement: the queue's lock must be released
+                        // before the chunk is read, or the readers take turns.
+                        let next = receive.lock().expect("a reader panicked").recv();
+                        let Ok(ids) = next else {
+                            return Ok::<_, anyhow::Error>(reader.mentions);
+                        };
                         reader.read(&ids)?;
                     }
-                    Ok::<_, anyhow::Error>(reader.mentions)
                 })
             })
             .collect();
 
-        let pumped = pump(&mut graph, hidden, &mut walked, first, send);
+        // The walk goes in and is dropped when it ends: its set of seen
+        // commits must not outlive it while the findings are merged.
+        let pumped = pump(graph, hidden, &mut walked, first, send);
         let mut first_error = pumped.err();
         for handle in handles {
             match handle.join().expect("a commit reader panicked") {
@@ -203,7 +210,7 @@ fn next_chunk(
 /// Feeds the readers until the walk ends. Stops early, without an error of
 /// its own, when the readers have gone (they failed and say why).
 fn pump(
-    graph: &mut gix::revision::Walk<'_>,
+    mut graph: gix::revision::Walk<'_>,
     hidden: &[ObjectId],
     walked: &mut Walked,
     first: Vec<ObjectId>,
@@ -214,7 +221,7 @@ fn pump(
         if send.send(chunk).is_err() {
             return Ok(());
         }
-        chunk = next_chunk(graph, hidden, walked)?;
+        chunk = next_chunk(&mut graph, hidden, walked)?;
     }
     Ok(())
 }
@@ -264,7 +271,7 @@ impl<'a> Reader<'a> {
                     Mention {
                         number: f.number,
                         commit_time: time,
-                        commit: id.to_string(),
+                        commit: hex(&id),
                         pattern: f.pattern.as_str(),
                         as_pr: f.pattern.is_pr(),
                     },
@@ -273,6 +280,12 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+fn hex(id: &ObjectId) -> [u8; 40] {
+    let mut buf = [0u8; 40];
+    let _written = id.hex_to_buf(&mut buf);
+    buf
 }
 
 /// Folds one reader's findings into the whole.
@@ -292,9 +305,7 @@ fn note(mentions: &mut HashMap<u32, Mention>, mention: Mention) {
         Entry::Occupied(mut slot) => {
             let kept = slot.get_mut();
             let as_pr = kept.as_pr || mention.as_pr;
-            if (mention.commit_time, mention.commit.as_str())
-                > (kept.commit_time, kept.commit.as_str())
-            {
+            if (mention.commit_time, mention.commit) > (kept.commit_time, kept.commit) {
                 *kept = mention;
             }
             kept.as_pr = as_pr;

@@ -209,3 +209,77 @@ pub fn merged_at_from_pull(json: &[u8]) -> Result<Option<String>, String> {
     let raw: RawPull = serde_json::from_slice(json).map_err(|e| describe(&e))?;
     Ok(raw.merged_at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GitHub's own published examples (tests/fixtures, from its OpenAPI
+    /// description) decode; they are used for shape, not semantics.
+    #[test]
+    fn githubs_examples_decode() {
+        let issue = Item::from_github(include_bytes!(
+            "../../tests/fixtures/issues__get.200.default.json"
+        ))
+        .unwrap();
+        assert_eq!(issue.number, 1347);
+        assert_eq!(issue.labels, ["bug"]);
+        assert_eq!(issue.author.as_deref(), Some("octocat"));
+        // The example's pull_request object has no merged_at: we must ask.
+        assert_eq!(
+            issue.kind,
+            Kind::Pr {
+                merged_at: MergedAt::Unknown
+            }
+        );
+        let page = Item::list_from_github(include_bytes!(
+            "../../tests/fixtures/issues__list-for-repo.200.default.json"
+        ))
+        .unwrap();
+        assert_eq!(page.len(), 1);
+        let merged = merged_at_from_pull(include_bytes!(
+            "../../tests/fixtures/pulls__get.200.default.json"
+        ))
+        .unwrap();
+        assert!(merged.is_some());
+    }
+
+    #[test]
+    fn nullable_fields_and_states() {
+        let json = br#"{"number": 7, "title": "t", "body": null, "state": "closed",
+            "labels": ["plain", {"name": "obj"}, {"id": 1}], "user": null,
+            "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-02T00:00:00Z",
+            "html_url": "https://github.com/o/r/pull/7",
+            "pull_request": {"merged_at": null}}"#;
+        let item = Item::from_github(json).unwrap();
+        assert_eq!(item.body, None);
+        assert_eq!(item.author, None);
+        assert_eq!(item.labels, ["plain", "obj"]);
+        assert_eq!(item.state(), "closed");
+        let merged = String::from_utf8_lossy(json).replace(
+            r#""merged_at": null"#,
+            r#""merged_at": "2020-01-02T00:00:00Z""#,
+        );
+        assert_eq!(
+            Item::from_github(merged.as_bytes()).unwrap().state(),
+            "merged"
+        );
+    }
+
+    #[test]
+    fn hostile_bodies_are_errors_not_panics() {
+        for body in [
+            &b"<html>hello</html>"[..],
+            b"{\"number\": \"7\"}",
+            b"{\"number\": 0, \"title\": \"t\", \"state\": \"open\", \"created_at\": \"\", \"updated_at\": \"\", \"html_url\": \"\"}",
+            b"{\"number\": 99999999999, \"title\": \"t\", \"state\": \"open\", \"created_at\": \"\", \"updated_at\": \"\", \"html_url\": \"\"}",
+            b"{\"number\": 1, \"title\": \"t\", \"state\": \"weird\", \"created_at\": \"\", \"updated_at\": \"\", \"html_url\": \"\"}",
+            b"[[[[[[[[[[",
+            b"",
+        ] {
+            assert!(Item::from_github(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+        let deep = "[".repeat(100_000);
+        assert!(Item::list_from_github(deep.as_bytes()).is_err());
+    }
+}

@@ -12,7 +12,8 @@ pub struct Mention {
     pub number: u32,
     /// Committer time, unix seconds.
     pub commit_time: i64,
-    pub commit: String,
+    /// The commit id in hex: inline, as 100,000 of these are held at once.
+    pub commit: [u8; 40],
     /// Hint of the pattern that found it in that commit.
     pub pattern: &'static str,
     /// Whether any mention was a subject-line PR pattern (for the summary only).
@@ -77,7 +78,8 @@ impl Store {
                    AND (commit_time IS NULL OR commit_time < ?4)",
             )?;
             for m in mentions {
-                let args = params![repo, m.number, m.commit, m.commit_time, m.pattern];
+                let commit = std::str::from_utf8(&m.commit).unwrap_or_default();
+                let args = params![repo, m.number, commit, m.commit_time, m.pattern];
                 let new = insert.execute(args)? == 1;
                 if !new {
                     move_to_newer.execute(args)?;

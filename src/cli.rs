@@ -30,7 +30,7 @@ or from a systemd timer.";
 
 const AFTER_HELP: &str = "\
 Exit status: 0 done; 1 failed (one line on stderr says what and what to do); 2 bad usage; \
-75 another sync holds this repository.
+75 another sync holds this repository (--sync, --limit; --resume says so and exits 0).
 
 Environment: PATINA_HOME (default ~/.patina) holds registry.yaml, the reference \
 repositories under cache/repos/, and run/ (the sync lock and the pace ledger). The token \
@@ -45,7 +45,7 @@ comes from GITHUB_TOKEN, else GH_TOKEN, else `gh auth token`; without one GitHub
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     group(ArgGroup::new("target").args(["path", "repo"])),
-    group(ArgGroup::new("mode").args(["status", "limit"])),
+    group(ArgGroup::new("mode").args(["status", "limit", "sync", "resume", "log", "stop"])),
 )]
 pub struct Cli {
     /// The project: a directory inside a git repository [default: the current directory]
@@ -93,6 +93,44 @@ pub struct Cli {
     /// the request in flight and keeps everything fetched.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Modes")]
     pub limit: Option<u64>,
+
+    /// Drain the whole backlog in the background: print its PID and log, return at once
+    ///
+    /// The background process holds the repository's lock (a second --sync or --limit
+    /// exits 75), writes to $PATINA_HOME/logs/forge-sync-OWNER-REPO.log, and ends after
+    /// the request in flight on SIGTERM or --stop, keeping everything fetched.
+    #[arg(long, help_heading = "Modes")]
+    pub sync: bool,
+
+    /// Drain everything pending in the foreground, then exit; for cron and timers
+    ///
+    /// When a sync already holds the repository it says so in one line and exits 0, so
+    /// overlapping timer runs are harmless. Continues an interrupted drain from what the
+    /// database holds: nothing fetched is fetched again.
+    #[arg(long, help_heading = "Modes")]
+    pub resume: bool,
+
+    /// Print the end of the sync log
+    #[arg(long, help_heading = "Modes")]
+    pub log: bool,
+
+    /// With --log: how many lines
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        requires = "log",
+        help_heading = "Output"
+    )]
+    pub lines: usize,
+
+    /// With --log: keep printing new lines until interrupted
+    #[arg(long, requires = "log", help_heading = "Output")]
+    pub follow: bool,
+
+    /// Ask a background sync to stop after its request in flight, and wait until it has
+    #[arg(long, help_heading = "Modes")]
+    pub stop: bool,
 
     /// Discovery without any request: skip learning the newest issue number
     #[arg(long, conflicts_with = "mode", help_heading = "Forge")]

@@ -41,7 +41,8 @@ impl SyncLock {
     /// Takes the lock without waiting. `Err` carries [`Busy`] when another
     /// process holds it.
     pub fn acquire(home: &PatinaHome, forge: &ForgeName) -> Result<Self> {
-        let path = home.pid_file(&forge.owner, &forge.name)?;
+        home.run_dir()?;
+        let path = home.pid_file(&forge.owner, &forge.name);
         let mut file = home::open_private(&path)
             .with_context(|| format!("cannot open the PID file {}", path.display()))?;
         match file.try_lock() {
@@ -107,4 +108,91 @@ fn read_pid(file: &mut File) -> Option<u32> {
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
+}
+
+/// Which side of [`detach`] we are on.
+pub enum Detached {
+    /// The caller, which should report and return at once.
+    Parent { pid: u32 },
+    /// The background process: in its own session, stdin on `/dev/null`,
+    /// stdout and stderr appended to the log, holding the lock.
+    Child(SyncLock),
+}
+
+/// Forks the drain into the background. Must run before any thread, HTTP
+/// client or database connection exists: only the calling thread survives a
+/// fork, and locks or sockets held by others would be left in limbo.
+///
+/// The lock's file description is shared across the fork; the parent closes
+/// its copy on return, the child keeps holding the lock for its whole life.
+pub fn detach(mut lock: SyncLock, log: &Path) -> Result<Detached> {
+    let log = open_log(log)?;
+    let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+    // SAFETY: the process is single-threaded here (the caller's contract), so
+    // the child may run any code, not only async-signal-safe functions.
+    match unsafe { nix::unistd::fork() }.context("cannot fork the background sync")? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Detached::Parent {
+            pid: child.as_raw() as u32,
+        }),
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid().context("cannot start a new session")?;
+            nix::unistd::dup2_stdin(&null).context("cannot detach stdin")?;
+            nix::unistd::dup2_stdout(&log).context("cannot redirect stdout to the log")?;
+            nix::unistd::dup2_stderr(&log).context("cannot redirect stderr to the log")?;
+            // A closed terminal must not end the sync.
+            // SAFETY: SIG_IGN installs no code.
+            unsafe {
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGHUP,
+                    nix::sys::signal::SigHandler::SigIgn,
+                )
+            }
+            .context("cannot ignore SIGHUP")?;
+            lock.write_pid(std::process::id())?;
+            Ok(Detached::Child(lock))
+        }
+    }
+}
+
+/// The sync log, appended, owner-only, never through a symlink.
+pub fn open_log(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .with_context(|| format!("cannot open the log {}", path.display()))
+}
+
+/// Asks the process holding the lock to stop after its request in flight,
+/// and waits (up to `patience`) until the lock is free. Returns its PID, or
+/// `None` when nothing was running.
+pub fn stop(
+    home: &PatinaHome,
+    forge: &ForgeName,
+    patience: std::time::Duration,
+) -> Result<Option<u32>> {
+    let Some(busy) = holder(home, forge)? else {
+        return Ok(None);
+    };
+    let pid = busy
+        .pid
+        .context("a sync holds the lock but its PID file is empty: cannot signal it")?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .with_context(|| format!("cannot signal PID {pid}"))?;
+    let started = std::time::Instant::now();
+    while holder(home, forge)?.is_some() {
+        if started.elapsed() > patience {
+            anyhow::bail!(
+                "PID {pid} did not stop within {}s; it may be waiting on the network (kill -9 {pid} loses at most the request in flight)",
+                patience.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(Some(pid))
 }

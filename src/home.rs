@@ -75,13 +75,26 @@ impl PatinaHome {
         private_dir(&self.dir.join("run"))
     }
 
-    /// `run/forge-sync-<owner>-<repo>.pid`, the file whose lock says a sync runs.
-    pub fn pid_file(&self, owner: &str, name: &str) -> Result<PathBuf> {
-        check_name(owner).map_err(|e| anyhow!(e))?;
-        check_name(name).map_err(|e| anyhow!(e))?;
-        Ok(self
-            .run_dir()?
-            .join(format!("forge-sync-{owner}-{name}.pid")))
+    /// `$PATINA_HOME/logs/`, created owner-only.
+    pub fn logs_dir(&self) -> Result<PathBuf> {
+        private_dir(&self.dir.join("logs"))
+    }
+
+    /// `logs/forge-sync-<owner>-<repo>.log` (the folder is not created).
+    pub fn log_file(&self, owner: &str, name: &str) -> PathBuf {
+        debug_assert!(check_name(owner).is_ok() && check_name(name).is_ok());
+        self.dir
+            .join("logs")
+            .join(format!("forge-sync-{owner}-{name}.log"))
+    }
+
+    /// `run/forge-sync-<owner>-<repo>.pid`, the file whose lock says a sync
+    /// runs (the folder is not created). Names come checked by `ForgeName`.
+    pub fn pid_file(&self, owner: &str, name: &str) -> PathBuf {
+        debug_assert!(check_name(owner).is_ok() && check_name(name).is_ok());
+        self.dir
+            .join("run")
+            .join(format!("forge-sync-{owner}-{name}.pid"))
     }
 
     /// Finds a reference repository: `registry.yaml` `repos[NAME]` first, then

@@ -42,6 +42,10 @@ pub enum Mode {
     Discover { offline: bool },
     Status { json: bool },
     Limit(u64),
+    Sync,
+    Resume,
+    Log { lines: usize, follow: bool },
+    Stop,
 }
 
 /// How to reach the forge.
@@ -57,6 +61,17 @@ impl From<cli::Cli> for Config {
             Mode::Status { json: cli.json }
         } else if let Some(n) = cli.limit {
             Mode::Limit(n)
+        } else if cli.sync {
+            Mode::Sync
+        } else if cli.resume {
+            Mode::Resume
+        } else if cli.log {
+            Mode::Log {
+                lines: cli.lines,
+                follow: cli.follow,
+            }
+        } else if cli.stop {
+            Mode::Stop
         } else {
             Mode::Discover {
                 offline: cli.offline,
@@ -87,31 +102,155 @@ pub fn run(config: Config) -> Result<ExitCode> {
         Mode::Discover { offline } => discover(&home, &target, &config.forge, offline, &mut out)?,
         Mode::Status { json } => status(&home, &target, json, &mut out)?,
         Mode::Limit(n) => {
-            signals::install()?;
-            let _lock = daemon::SyncLock::acquire(&home, &target.forge.repo)?;
-            let mut store = Store::open(&target.db_path)?;
-            let (forge, pace) = connect(&home, &target, &config.forge, true)?;
-            let mut progress = report::Progress::new();
-            let summary = sync::drain(
-                &mut store,
-                &forge,
-                &pace,
-                &mut progress,
-                &target.forge.repo.to_string(),
-                sync::Options {
-                    limit: Some(n),
-                    mode: "limit",
-                },
+            let lock = daemon::SyncLock::acquire(&home, &target.forge.repo)?;
+            drain(
+                &home,
+                &target,
+                &config.forge,
+                Some(n),
+                "limit",
+                lock,
+                &mut out,
             )?;
-            sync::print_summary(&mut out, &summary)?;
-            out.flush()?;
-            if let Some(sync::End::GaveUp(why)) = &summary.end {
-                anyhow::bail!("{why}");
-            }
         }
+        Mode::Resume => match daemon::SyncLock::acquire(&home, &target.forge.repo) {
+            Ok(lock) => drain(
+                &home,
+                &target,
+                &config.forge,
+                None,
+                "resume",
+                lock,
+                &mut out,
+            )?,
+            Err(e) => match e.downcast::<daemon::Busy>() {
+                // Overlapping timer runs are harmless: one line, success.
+                Ok(busy) => writeln!(out, "{busy}")?,
+                Err(e) => return Err(e),
+            },
+        },
+        Mode::Sync => sync_in_background(&home, &target, &config.forge, &mut out)?,
+        Mode::Log { lines, follow } => {
+            if follow {
+                // Ctrl-C ends the following cleanly.
+                signals::install()?;
+            }
+            let log = home.log_file(&target.forge.repo.owner, &target.forge.repo.name);
+            report::tail_log(&mut out, &log, lines, follow)?;
+        }
+        Mode::Stop => stop(&home, &target, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::Success)
+}
+
+/// Drains in the foreground (`--limit`, `--resume`, and the background
+/// child of `--sync`), holding `_lock` throughout.
+fn drain(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+    limit: Option<u64>,
+    mode: &'static str,
+    _lock: daemon::SyncLock,
+    out: &mut impl Write,
+) -> Result<()> {
+    signals::install()?;
+    let repo = target.forge.repo.to_string();
+    let mut store = Store::open(&target.db_path)?;
+    if store.pending(&repo)? == 0 {
+        writeln!(
+            out,
+            "Nothing pending for {repo}. Run patina-forge to discover new refs."
+        )?;
+        return Ok(());
+    }
+    let (forge, pace) = connect(home, target, options, true)?;
+    let mut progress = report::Progress::new();
+    let summary = sync::drain(
+        &mut store,
+        &forge,
+        &pace,
+        &mut progress,
+        &repo,
+        sync::Options { limit, mode },
+    )?;
+    sync::print_summary(out, &summary)?;
+    out.flush()?;
+    if let Some(sync::End::GaveUp(why)) = &summary.end {
+        anyhow::bail!("{why}");
+    }
+    Ok(())
+}
+
+/// `--sync`: everything that can fail early (the database, the forge's
+/// address, the lock) is checked here, where the error reaches the terminal;
+/// then the drain forks away before any thread or connection exists.
+fn sync_in_background(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+    out: &mut impl Write,
+) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    let pending = Store::open(&target.db_path)?.pending(&repo)?;
+    github::api_base(&target.forge.host, options.api_url.as_deref())?;
+    let lock = daemon::SyncLock::acquire(home, &target.forge.repo)?;
+    home.logs_dir()?;
+    let log = home.log_file(&target.forge.repo.owner, &target.forge.repo.name);
+    out.flush()?;
+    match daemon::detach(lock, &log)? {
+        daemon::Detached::Parent { pid } => {
+            writeln!(out, "Syncing in background (PID {pid})")?;
+            writeln!(out, "Log: {}", log.display())?;
+            writeln!(out, "Check: patina scrape forge --status")?;
+            Ok(())
+        }
+        daemon::Detached::Child(lock) => {
+            eprintln!(
+                "{}",
+                report::stamped(&format!(
+                    "sync of {repo} started: PID {}, {} pending",
+                    std::process::id(),
+                    report::thousands(pending)
+                ))
+            );
+            let mut log_out = report::Stamped::new(io::stdout());
+            let result = drain(home, target, options, None, "sync", lock, &mut log_out);
+            if let Err(e) = &result {
+                eprintln!("{}", report::stamped(&format!("sync failed: {e:#}")));
+            }
+            eprintln!("{}", report::stamped(&format!("sync of {repo} ended")));
+            result
+        }
+    }
+}
+
+/// `--stop`: SIGTERM to the lock's holder, then wait until the lock is free.
+fn stop(home: &PatinaHome, target: &Target, out: &mut impl Write) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    match daemon::stop(home, &target.forge.repo, Duration::from_secs(60))? {
+        None => writeln!(out, "No sync running for {repo}")?,
+        Some(pid) => {
+            write!(out, "Stopped PID {pid}")?;
+            if let Some(run) = Store::open_read_only(&target.db_path)?
+                .map(|s| s.latest_run(&repo))
+                .transpose()?
+                .flatten()
+            {
+                write!(
+                    out,
+                    ": run {}, {} resolved, {} failed, {} requests",
+                    run.state,
+                    report::thousands(run.resolved),
+                    report::thousands(run.failed),
+                    report::thousands(run.requests)
+                )?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
 }
 
 fn discover(
@@ -206,9 +345,9 @@ fn connect(
     let base = github::api_base(&target.forge.host, options.api_url.as_deref())?;
     let token = token::find(&target.forge.host);
     if token.is_none() && draining {
-        eprintln!(
+        report::note(
             "note: no GitHub token (GITHUB_TOKEN, GH_TOKEN or `gh auth login`): GitHub allows \
-             60 requests an hour without one"
+             60 requests an hour without one",
         );
     }
     let forge = GitHub::new(base, target.forge.repo.clone(), token.map(|(t, _)| t))?;
@@ -225,6 +364,7 @@ fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) 
             let state = store.sync_state(&repo)?;
             status.rate_limit = state.rate.map(report::RateLimit::from);
             if let Some(run) = store.latest_run(&repo)? {
+                status.measure(&run, std::time::SystemTime::now());
                 status.last_error = run.last_error.clone();
                 status.last_run = Some(report::LastRun::from_row(run, holder.is_some()));
             }

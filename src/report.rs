@@ -137,6 +137,10 @@ impl From<Rate> for RateLimit {
     }
 }
 
+fn parse_sqlite_time(sqlite: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339(&rfc3339(sqlite)).ok()
+}
+
 /// SQLite's `YYYY-MM-DD HH:MM:SS` (UTC) as RFC 3339.
 fn rfc3339(sqlite: &str) -> String {
     match sqlite.split_once(' ') {
@@ -146,6 +150,34 @@ fn rfc3339(sqlite: &str) -> String {
 }
 
 impl Status {
+    /// Rate and ETA measured from a run: refs settled over the time it has
+    /// run (or ran), and what is pending at that pace. Nothing is assumed
+    /// from the configured delay: a listing settles 100 refs a request.
+    pub fn measure(&mut self, run: &RunRow, now: std::time::SystemTime) {
+        let Some(started) = parse_sqlite_time(&run.started) else {
+            return;
+        };
+        let ended = run
+            .ended
+            .as_deref()
+            .and_then(parse_sqlite_time)
+            .unwrap_or(now);
+        let seconds = ended
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let settled = (run.resolved + run.failed) as f64;
+        // Under half a minute, or nothing done yet, a rate would be noise.
+        if seconds < 30.0 || settled == 0.0 {
+            return;
+        }
+        let per_min = settled * 60.0 / seconds;
+        self.rate_per_min = Some((per_min * 10.0).round() / 10.0);
+        if self.counts.pending > 0 {
+            self.eta_seconds = Some((self.counts.pending as f64 * 60.0 / per_min).ceil() as u64);
+        }
+    }
+
     pub fn new(repo: String, counts: Counts) -> Self {
         let settled = counts.resolved + counts.failed;
         let percent = (settled.min(counts.total) * 100)
@@ -192,6 +224,14 @@ impl Status {
             thousands(c.total),
             self.percent
         )?;
+        if let Some(rate) = self.rate_per_min {
+            writeln!(out, "Rate: ~{} refs/min", thousands(rate.round() as u64))?;
+        }
+        if let Some(eta) = self.eta_seconds {
+            // Minutes are precise enough for hours of work.
+            let eta = std::time::Duration::from_secs(eta.div_ceil(60) * 60);
+            writeln!(out, "ETA: ~{} remaining", humantime::format_duration(eta))?;
+        }
         writeln!(out, "Resolved: {}", thousands(c.resolved))?;
         writeln!(out, "Pending: {}", thousands(c.pending))?;
         writeln!(out, "Failed: {}", thousands(c.failed))?;
@@ -208,6 +248,16 @@ impl Status {
             )?;
         }
         Ok(())
+    }
+}
+
+/// A remark on stderr: as it is on a terminal, stamped anywhere else (a log).
+pub fn note(message: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+    } else {
+        eprintln!("{}", stamped(message));
     }
 }
 
@@ -310,6 +360,121 @@ impl Default for Progress {
         Self::new()
     }
 }
+
+/// A writer that starts every line with an RFC 3339 UTC time: what the
+/// background sync prints on stdout lands in its log readable and placeable.
+pub struct Stamped<W: Write> {
+    inner: W,
+    at_line_start: bool,
+}
+
+impl<W: Write> Stamped<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<W: Write> Write for Stamped<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            if self.at_line_start {
+                write!(
+                    self.inner,
+                    "{} ",
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                )?;
+            }
+            self.inner.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `--log`: the last `lines` lines of the log, then, with `follow`, what is
+/// appended until interrupted. Reads only the end of a large log.
+pub fn tail_log(
+    out: &mut impl Write,
+    path: &std::path::Path,
+    lines: usize,
+    follow: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::{Read, Seek, SeekFrom};
+
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !follow => {
+            writeln!(
+                out,
+                "No sync log yet ({}). Start one with --sync.",
+                path.display()
+            )?;
+            return Ok(());
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // --follow waits for the first sync to create it.
+            loop {
+                if crate::signals::stop_requested() {
+                    return Ok(());
+                }
+                std::thread::sleep(FOLLOW_NAP);
+                if let Ok(file) = std::fs::File::open(path) {
+                    break file;
+                }
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let len = file.metadata()?.len();
+    // Lines are short; 256 bytes a line is a generous window.
+    let window = (lines as u64).saturating_mul(256).max(4096);
+    let start = len.saturating_sub(window);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let text = String::from_utf8_lossy(&tail);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        // The first line of the window is probably cut.
+        all.remove(0);
+    }
+    for line in &all[all.len().saturating_sub(lines)..] {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    if !follow {
+        return Ok(());
+    }
+    let mut position = len;
+    let mut buf = Vec::new();
+    while !crate::signals::stop_requested() {
+        let now = file.metadata()?.len();
+        if now < position {
+            // Truncated or replaced: start over from its beginning.
+            position = 0;
+        }
+        if now > position {
+            file.seek(SeekFrom::Start(position))?;
+            buf.clear();
+            (&mut file).take(now - position).read_to_end(&mut buf)?;
+            out.write_all(&buf)?;
+            out.flush()?;
+            position = now;
+        }
+        std::thread::sleep(FOLLOW_NAP);
+    }
+    Ok(())
+}
+
+const FOLLOW_NAP: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[cfg(test)]
 mod tests {

@@ -91,6 +91,7 @@ pub struct Drain<'a> {
     tries: HashMap<u32, u32>,
     not_before: HashMap<u32, SystemTime>,
     failures_in_a_row: u32,
+    last_failure: Option<String>,
     repo_confirmed: bool,
     limited: bool,
 }
@@ -141,6 +142,7 @@ pub fn drain(
         tries: HashMap::new(),
         not_before,
         failures_in_a_row: 0,
+        last_failure: None,
         repo_confirmed: false,
         limited: false,
     };
@@ -170,7 +172,9 @@ impl Drain<'_> {
             }
             if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
                 return Ok(End::GaveUp(format!(
-                    "the forge failed {MAX_FAILURES_IN_A_ROW} times in a row; {} left pending for the next run",
+                    "the forge failed {MAX_FAILURES_IN_A_ROW} times in a row (last: {}); {} left \
+                     pending for the next run",
+                    self.last_failure.as_deref().unwrap_or("unknown"),
                     count(self.pending.len() as u64, "ref", "refs")
                 )));
             }
@@ -334,6 +338,7 @@ impl Drain<'_> {
             }
             Answer::Transient(why) => {
                 self.failures_in_a_row += 1;
+                self.last_failure = Some(why.clone());
                 let why = why.clone();
                 let requests = self.summary.requests;
                 self.store.write(|w| {

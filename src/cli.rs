@@ -156,6 +156,14 @@ pub struct Cli {
     pub delay: Duration,
 
     /// With --status: print one JSON object instead of text (stable field names)
+    ///
+    /// Fields (more may be added, none renamed): repo ("owner/name"), running (bool),
+    /// pid (number or null), total, resolved, pending, failed (counted as patina counts:
+    /// failed = settled as not found or deleted; pending = not resolved yet), percent,
+    /// rate_per_min (measured over the latest run, or null), eta_seconds (or null),
+    /// last_error (or null), rate_limit ({remaining, limit, reset (RFC 3339)} as last seen,
+    /// or null), last_run ({state: running|finished|interrupted|failed, started, ended}, or
+    /// null).
     #[arg(long, requires = "status", help_heading = "Output")]
     pub json: bool,
 }

@@ -326,8 +326,21 @@ fn newest_number(
             "{} was not found on the forge (check --forge or origin; a private repository needs GITHUB_TOKEN)",
             target.forge.repo
         ),
-        Answer::Limited(_) => {
-            anyhow::bail!("the forge's rate limit is used up; the next sync will learn it")
+        Answer::Limited(limit) => {
+            // The next drain, in this process or another, must honour it too.
+            let waited = match limit {
+                github::Limit::Primary { reset } => pace.hold_until(
+                    reset + Duration::from_secs(1),
+                    "the rate limit is used up until its reset",
+                )?,
+                github::Limit::Secondary { retry_after } => {
+                    pace.secondary_limit(retry_after, "secondary rate limit")?
+                }
+            };
+            anyhow::bail!(
+                "the forge asks for a {} pause (rate limit); the next sync will learn it",
+                humantime::format_duration(Duration::from_secs(waited.as_secs()))
+            )
         }
         Answer::Denied(why) | Answer::Transient(why) => anyhow::bail!("{why}"),
         other => anyhow::bail!("unexpected answer {other:?}"),

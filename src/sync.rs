@@ -363,15 +363,21 @@ impl Drain<'_> {
                 self.progress.log(&format!("{what}: {why} (will retry)"));
                 Ok(true)
             }
-            _ => {
-                self.failures_in_a_row = 0;
-                if self.limited {
-                    self.pace.success()?;
-                    self.limited = false;
-                }
-                Ok(false)
-            }
+            _ => Ok(false),
         }
+    }
+
+    /// An answer was understood and recorded: the run of failures is over,
+    /// and so is any secondary-limit backoff. Only here: a 200 whose body
+    /// does not decode is a failure, not a success.
+    fn succeeded(&mut self) -> Result<()> {
+        self.failures_in_a_row = 0;
+        self.last_failure = None;
+        if self.limited {
+            self.pace.success()?;
+            self.limited = false;
+        }
+        Ok(())
     }
 
     /// Brings the run's request count up to date (with an error to keep).
@@ -453,6 +459,7 @@ impl Drain<'_> {
         self.summary.issues += settled_issues;
         self.summary.prs += settled_prs;
         self.progress.set(self.summary.settled());
+        self.succeeded()?;
         Ok(true)
     }
 
@@ -559,7 +566,7 @@ impl Drain<'_> {
             }
         }
         self.progress.set(self.summary.settled());
-        Ok(())
+        self.succeeded()
     }
 
     fn settle(&mut self, number: u32, why: &str, fetched: &Fetched) -> Result<()> {
@@ -578,7 +585,7 @@ impl Drain<'_> {
             self.summary.failed += 1;
         }
         self.progress.set(self.summary.settled());
-        Ok(())
+        self.succeeded()
     }
 
     /// A 404 may mean the number, or the whole repository. One request

@@ -1,0 +1,455 @@
+//! End-to-end tests of a drain against a failing forge: transient faults
+//! leave a ref pending (with its attempt count, error and next attempt) and
+//! are never counted as failed; five in a row end the run cleanly; a listing
+//! cut short goes on from its cursor. The real binary against the fake GitHub.
+//!
+//! Five failures in a row cost the client's own backoff (2 + 4 + 8 + 16 s)
+//! before it gives up: the two tests that need that run in parallel.
+
+mod fakeforge;
+mod testenv;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fakeforge::{FakeForge, Fault, Item, Logged};
+use serde_json::{Value, json};
+use testenv::{FORGE, TestEnv};
+
+const DELAY: &str = "10ms";
+
+// ---- running the binary -----------------------------------------------------
+
+struct Ran {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+    what: String,
+}
+
+impl Ran {
+    fn dump(&self) -> String {
+        format!(
+            "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn exit(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    fn ok(&self) -> &Self {
+        self.exit(0)
+    }
+
+    /// Exit 1 with one `error: …` line, the last on stderr. The lines before
+    /// it may only be the drain's own stamped log lines (`2026-…Z #N: … (will
+    /// retry)`) and the `note:` about a missing token. Returns the error line.
+    fn fails_with_one_error_line(&self) -> &str {
+        self.exit(1);
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let errors = lines.iter().filter(|l| l.starts_with("error")).count();
+        assert!(
+            errors == 1 && lines.last().is_some_and(|l| l.starts_with("error: ")),
+            "expected one `error: …` line, last on stderr\n{}",
+            self.dump()
+        );
+        for line in &lines[..lines.len() - 1] {
+            let stamped = line.len() > 20
+                && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && line.as_bytes()[4] == b'-'
+                && line[..20].ends_with('Z');
+            assert!(
+                stamped || line.starts_with("note: "),
+                "unexpected stderr line {line:?}\n{}",
+                self.dump()
+            );
+        }
+        lines[lines.len() - 1]
+    }
+
+    /// (resolved, failed, pending, requests) from the closing lines.
+    fn summary(&self) -> (u64, u64, u64, u64) {
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| l.starts_with("Resolved: "))
+            .unwrap_or_else(|| panic!("no `Resolved:` line\n{}", self.dump()));
+        let labels = ["Resolved: ", "Failed: ", "Pending: ", "Requests: "];
+        let mut numbers = [0u64; 4];
+        for (i, label) in labels.iter().enumerate() {
+            let line = lines.get(start + i).copied().unwrap_or("");
+            assert!(line.starts_with(label), "no {label:?}\n{}", self.dump());
+            let digits: String = line[label.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',')
+                .filter(|c| *c != ',')
+                .collect();
+            numbers[i] = digits.parse().expect("a number");
+        }
+        (numbers[0], numbers[1], numbers[2], numbers[3])
+    }
+}
+
+/// The binary as testenv runs it (cleared environment), with `patina_home`.
+fn command(env: &TestEnv, patina_home: &Path, api_url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.home())
+        .env("LC_ALL", "C")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("PATINA_HOME", patina_home)
+        .env("PATINA_FORGE_API_URL", api_url)
+        .current_dir(env.root())
+        .stdin(Stdio::null());
+    let mut full: Vec<OsString> = vec!["-C".into(), env.repo().into()];
+    full.extend(args.iter().map(OsString::from));
+    cmd.args(full);
+    cmd
+}
+
+fn run_in_home(env: &TestEnv, patina_home: &Path, api_url: &str, args: &[&str]) -> Ran {
+    let out = command(env, patina_home, api_url, args)
+        .output()
+        .expect("run patina-forge");
+    Ran {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code(),
+        what: format!("patina-forge {}", args.join(" ")),
+    }
+}
+
+fn drain(env: &TestEnv, forge: &FakeForge, limit: u64) -> Ran {
+    run_in_home(
+        env,
+        env.patina_home(),
+        &forge.url(),
+        &["--limit", &limit.to_string(), "--delay", DELAY],
+    )
+}
+
+// ---- the world ----------------------------------------------------------------
+
+fn world() -> (TestEnv, FakeForge) {
+    let env = TestEnv::with_origin();
+    let forge = FakeForge::start();
+    // Budget spreading would otherwise space requests by 3600 s / 5000.
+    let (_, _, reset) = forge.rate_limit();
+    forge.set_rate_limit(10_000_000, 10_000_000, reset);
+    forge.add_repo(FORGE);
+    (env, forge)
+}
+
+/// One commit per number, in the order given (the last is the newest
+/// mention), then an offline discovery.
+fn mention(env: &TestEnv, numbers: &[u64]) {
+    for n in numbers {
+        env.commit(&format!("change {n} (#{n})"));
+    }
+    run_in_home(env, env.patina_home(), testenv::NO_FORGE, &["--offline"]).ok();
+}
+
+fn count(env: &TestEnv, sql: &str) -> u64 {
+    let rows = env.query(sql);
+    rows[0][0].parse().expect("a count")
+}
+
+fn paths(log: &[Logged]) -> Vec<String> {
+    log.iter().map(|r| r.path.clone()).collect()
+}
+
+fn issue_path(n: u64) -> String {
+    format!("/repos/{FORGE}/issues/{n}")
+}
+
+const FIRST_PAGE: &str =
+    "/repos/acme/widget/issues?state=all&sort=created&direction=desc&per_page=100";
+
+fn later_page(forge: &FakeForge, page: u32) -> String {
+    let id = forge.repo_id(FORGE).expect("repo id");
+    format!(
+        "/repositories/{id}/issues?state=all&sort=created&direction=desc&per_page=100&page={page}"
+    )
+}
+
+fn numbers(env: &TestEnv, condition: &str) -> BTreeSet<u64> {
+    env.query(&format!(
+        "SELECT ref_number FROM forge_refs WHERE repo = '{FORGE}' AND ({condition})"
+    ))
+    .into_iter()
+    .map(|r| r[0].parse().unwrap())
+    .collect()
+}
+
+fn pending(env: &TestEnv) -> BTreeSet<u64> {
+    numbers(env, "resolved IS NULL")
+}
+
+fn resolved(env: &TestEnv) -> BTreeSet<u64> {
+    numbers(env, "resolved IS NOT NULL AND error IS NULL")
+}
+
+fn run_states(env: &TestEnv) -> Vec<(String, u64)> {
+    env.query("SELECT state, failed FROM forge_runs ORDER BY id")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+        .collect()
+}
+
+fn status_json(env: &TestEnv) -> Value {
+    let out = run_in_home(
+        env,
+        env.patina_home(),
+        testenv::NO_FORGE,
+        &["--status", "--json"],
+    );
+    out.ok();
+    serde_json::from_str(out.stdout.trim()).expect("one JSON object")
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// (attempts, last_error, next_attempt, error) of ref `n`.
+fn bookkeeping(env: &TestEnv, n: u64) -> (u64, String, String, String) {
+    let row = env.query(&format!(
+        "SELECT attempts, last_error, next_attempt, error FROM forge_refs \
+         WHERE repo = '{FORGE}' AND ref_number = {n}"
+    ));
+    let r = &row[0];
+    (
+        r[0].parse().unwrap(),
+        r[1].clone(),
+        r[2].clone(),
+        r[3].clone(),
+    )
+}
+
+// ---- 5. transient faults ----------------------------------------------------------
+
+/// Each fault hits one ref; a healthy ref follows each, so that no two
+/// failures come in a row. With `--limit` = the healthy ones, the faulted
+/// refs stay pending; a later run, once they are due, resolves them.
+fn transient(faults: &[Fault]) {
+    let (env, forge) = world();
+    let mut newest_first = Vec::new();
+    let mut faulted = BTreeSet::new();
+    let mut healthy = BTreeSet::new();
+    for (i, fault) in faults.iter().enumerate() {
+        let bad = 1_000 * (i as u64 + 1);
+        let good = bad + 500;
+        forge.put(FORGE, Item::issue(bad, "Unlucky"));
+        forge.put(FORGE, Item::pr(good, "Lucky"));
+        forge.push_fault_on(&format!("/issues/{bad}"), fault.clone());
+        newest_first.extend([bad, good]);
+        faulted.insert(bad);
+        healthy.insert(good);
+    }
+    let oldest_first: Vec<u64> = newest_first.iter().rev().copied().collect();
+    mention(&env, &oldest_first);
+
+    let started = unix_now();
+    let out = drain(&env, &forge, healthy.len() as u64);
+    out.ok();
+    assert_eq!(
+        paths(&forge.requests()),
+        newest_first
+            .iter()
+            .map(|n| issue_path(*n))
+            .collect::<Vec<_>>(),
+        "one request each, newest first, no retry within the limit"
+    );
+    assert_eq!(resolved(&env), healthy, "{}", out.dump());
+    assert_eq!(pending(&env), faulted, "{}", out.dump());
+    for (n, fault) in faulted.iter().zip(faults) {
+        let (attempts, last_error, next_attempt, error) = bookkeeping(&env, *n);
+        assert_eq!(attempts, 1, "#{n} after {fault:?}");
+        assert_ne!(last_error, "NULL", "#{n} after {fault:?}: no last_error");
+        assert_eq!(error, "NULL", "#{n} after {fault:?}: counted as failed");
+        let next: i64 = next_attempt
+            .parse()
+            .unwrap_or_else(|_| panic!("#{n} after {fault:?}: next_attempt {next_attempt:?}"));
+        assert!(
+            next > started,
+            "#{n} after {fault:?}: next_attempt {next} is not later"
+        );
+    }
+    // Never counted as failed: not by patina's count, not by the run.
+    let status = status_json(&env);
+    assert_eq!(status["failed"], json!(0), "{status}");
+    assert_eq!(status["pending"], json!(faulted.len()), "{status}");
+    assert_eq!(out.summary().1, 0);
+    assert_eq!(run_states(&env), vec![("finished".to_string(), 0)]);
+
+    // Later, when they are due, a run resolves them.
+    env.execute(&format!(
+        "UPDATE forge_refs SET next_attempt = {} WHERE repo = '{FORGE}' AND resolved IS NULL",
+        unix_now() - 1
+    ));
+    forge.clear_log();
+    let later = drain(&env, &forge, 100);
+    later.ok();
+    assert_eq!(pending(&env), BTreeSet::new(), "{}", later.dump());
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) FROM forge_refs WHERE error IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM forge_issues"),
+        faulted.len() as u64
+    );
+}
+
+#[test]
+fn server_errors_and_broken_connections_leave_the_ref_pending() {
+    transient(&[
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Reset,
+        Fault::Hang(Duration::from_millis(300)),
+        Fault::Huge,
+    ]);
+}
+
+#[test]
+fn broken_bodies_leave_the_ref_pending() {
+    transient(&[Fault::Malformed, Fault::Html, Fault::WrongTypes]);
+}
+
+/// Eight refs, five faults queued: the five newest refs fail in a row, the
+/// run gives up cleanly, everything stays pending.
+fn five_in_a_row(faults: [Fault; 5]) {
+    let (env, forge) = world();
+    let all: Vec<u64> = (1..=8).map(|n| n * 100).collect();
+    for n in &all {
+        forge.put(FORGE, Item::issue(*n, "Never reached"));
+    }
+    mention(&env, &all);
+    for fault in faults {
+        forge.push_fault(fault);
+    }
+    let out = drain(&env, &forge, 50);
+    out.fails_with_one_error_line();
+    // Five requests (the five newest refs), then nothing more.
+    assert_eq!(
+        paths(&forge.requests()),
+        [800, 700, 600, 500, 400].map(issue_path).to_vec()
+    );
+    assert_eq!(pending(&env), all.iter().copied().collect::<BTreeSet<_>>());
+    for n in &all {
+        let (attempts, last_error, _, error) = bookkeeping(&env, *n);
+        assert_eq!(error, "NULL", "#{n}");
+        if *n >= 400 {
+            assert_eq!(attempts, 1, "#{n}");
+            assert_ne!(last_error, "NULL", "#{n}");
+        } else {
+            assert_eq!(attempts, 0, "#{n}");
+            assert_eq!(last_error, "NULL", "#{n}");
+        }
+    }
+    let status = status_json(&env);
+    assert_eq!(status["failed"], json!(0), "{status}");
+    assert_eq!(status["pending"], json!(8), "{status}");
+    assert_eq!(run_states(&env), vec![("failed".to_string(), 0)]);
+}
+
+#[test]
+fn five_failures_in_a_row_end_the_run_and_leave_the_rest_pending() {
+    five_in_a_row([
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Status(503),
+        Fault::Reset,
+        Fault::Status(504),
+    ]);
+}
+
+#[test]
+fn five_broken_bodies_in_a_row_end_the_run_too() {
+    five_in_a_row([
+        Fault::Status(500),
+        Fault::Malformed,
+        Fault::Html,
+        Fault::WrongTypes,
+        Fault::Malformed,
+    ]);
+}
+
+// ---- 3. a listing cut short goes on from its cursor ----------------------------------
+
+#[test]
+fn an_interrupted_listing_continues_from_its_cursor() {
+    let (env, forge) = world();
+    for n in 1..=350 {
+        forge.put(FORGE, Item::issue(n, &format!("Issue {n}")));
+    }
+    env.commit("start (#7)");
+    run_in_home(&env, env.patina_home(), &forge.url(), &[]).ok();
+    assert_eq!(pending(&env).len(), 350);
+    forge.clear_log();
+    let third = later_page(&forge, 3);
+    for _ in 0..5 {
+        forge.push_fault_on("page=3", Fault::Status(502));
+    }
+
+    let first = drain(&env, &forge, 1_000);
+    first.fails_with_one_error_line();
+    let mut expected = vec![FIRST_PAGE.to_string(), later_page(&forge, 2)];
+    expected.extend(std::iter::repeat_n(third.clone(), 5));
+    assert_eq!(paths(&forge.requests()), expected);
+    // The two pages that came are kept; the rest is pending.
+    assert_eq!(resolved(&env), (151..=350).collect::<BTreeSet<u64>>());
+    assert_eq!(pending(&env), (1..=150).collect::<BTreeSet<u64>>());
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) FROM forge_refs WHERE attempts <> 0 OR error IS NOT NULL"
+        ),
+        0
+    );
+
+    // The next run starts where the listing stopped. (A fresh PATINA_HOME:
+    // the failures' backoff in the pace ledger is not what this is about.)
+    forge.clear_log();
+    let other_home = env.root().join("other-patina-home");
+    std::fs::create_dir(&other_home).unwrap();
+    let second = run_in_home(
+        &env,
+        &other_home,
+        &forge.url(),
+        &["--limit", "1000", "--delay", DELAY],
+    );
+    second.ok();
+    assert_eq!(
+        paths(&forge.requests()),
+        vec![third, later_page(&forge, 4)],
+        "{}",
+        second.dump()
+    );
+    assert_eq!(pending(&env), BTreeSet::new());
+    assert_eq!(second.summary(), (150, 0, 0, 2));
+}

@@ -377,7 +377,15 @@ fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) 
             let state = store.sync_state(&repo)?;
             status.rate_limit = state.rate.map(report::RateLimit::from);
             if let Some(run) = store.latest_run(&repo)? {
-                status.measure(&run, std::time::SystemTime::now());
+                let now = std::time::SystemTime::now();
+                status.running = holder.is_some();
+                let recent = match holder {
+                    Some(_) => {
+                        Some(store.settled_since(&repo, &report::Status::recent_since(&run, now))?)
+                    }
+                    None => None,
+                };
+                status.measure(&run, recent, now);
                 status.last_error = run.last_error.clone();
                 status.last_run = Some(report::LastRun::from_row(run, holder.is_some()));
             }

@@ -1,6 +1,7 @@
 //! What a person or a script reads: the discovery summary and the status.
 
 use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -73,6 +74,9 @@ fn already_known(n: u64) -> String {
         n => format!(" ({} already known)", thousands(n)),
     }
 }
+
+/// How far back "recent" goes for a running sync's rate.
+const RECENT: Duration = Duration::from_secs(10 * 60);
 
 /// `--status --json`: the field names are a contract (DESIGN.md); add, never rename.
 #[derive(Debug, Serialize)]
@@ -150,32 +154,49 @@ fn rfc3339(sqlite: &str) -> String {
 }
 
 impl Status {
-    /// Rate and ETA measured from a run: refs settled over the time it has
-    /// run (or ran), and what is pending at that pace. Nothing is assumed
-    /// from the configured delay: a listing settles 100 refs a request.
-    pub fn measure(&mut self, run: &RunRow, now: std::time::SystemTime) {
+    /// Rate and ETA, measured, never assumed from the delay (a listing
+    /// settles 100 refs a request). A running sync is measured over its
+    /// recent past: `recent` refs settled since [`Status::recent_since`]; a
+    /// finished one over its whole run.
+    pub fn measure(&mut self, run: &RunRow, recent: Option<u64>, now: SystemTime) {
         let Some(started) = parse_sqlite_time(&run.started) else {
             return;
         };
-        let ended = run
-            .ended
-            .as_deref()
-            .and_then(parse_sqlite_time)
-            .unwrap_or(now);
-        let seconds = ended
-            .duration_since(started)
+        let (settled, since) = match (self.running, recent) {
+            (true, Some(recent)) => (recent, started.max(now - RECENT)),
+            _ => (run.resolved + run.failed, started),
+        };
+        let until = match (
+            self.running,
+            run.ended.as_deref().and_then(parse_sqlite_time),
+        ) {
+            (false, Some(ended)) => ended,
+            _ => now,
+        };
+        let seconds = until
+            .duration_since(since)
             .unwrap_or_default()
             .as_secs_f64();
-        let settled = (run.resolved + run.failed) as f64;
         // Under half a minute, or nothing done yet, a rate would be noise.
-        if seconds < 30.0 || settled == 0.0 {
+        if seconds < 30.0 || settled == 0 {
             return;
         }
-        let per_min = settled * 60.0 / seconds;
+        let per_min = settled as f64 * 60.0 / seconds;
         self.rate_per_min = Some((per_min * 10.0).round() / 10.0);
         if self.counts.pending > 0 {
             self.eta_seconds = Some((self.counts.pending as f64 * 60.0 / per_min).ceil() as u64);
         }
+    }
+
+    /// Where the recent past of a running sync starts, as SQLite writes times.
+    pub fn recent_since(run: &RunRow, now: SystemTime) -> String {
+        let since = parse_sqlite_time(&run.started)
+            .map_or(now - RECENT, |started| started.max(now - RECENT));
+        humantime::format_rfc3339_seconds(since)
+            .to_string()
+            .replacen('T', " ", 1)
+            .trim_end_matches('Z')
+            .to_owned()
     }
 
     pub fn new(repo: String, counts: Counts) -> Self {

@@ -115,6 +115,17 @@ impl Store {
         Ok(n.max(0) as u64)
     }
 
+    /// Refs of `repo` settled at or after `since` (SQLite's `YYYY-MM-DD
+    /// HH:MM:SS`, UTC): the recent pace of a running sync.
+    pub fn settled_since(&self, repo: &str, since: &str) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM forge_refs WHERE repo = ?1 AND resolved >= ?2",
+            [repo, since],
+            |row| row.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     /// The backlog of `repo`; zeros when the table does not exist yet.
     pub fn counts(&self, repo: &str) -> Result<Counts> {
         if !self.has_table("forge_refs")? {

@@ -37,15 +37,23 @@ repositories under cache/repos/, and run/ (the sync lock and the pace ledger). T
 comes from GITHUB_TOKEN, else GH_TOKEN, else `gh auth token`; without one GitHub allows \
 60 requests an hour. It is never taken from the command line.";
 
+/// `--version`: the release and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PATINA_FORGE_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "patina-forge",
-    version,
+    version = VERSION,
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     group(ArgGroup::new("target").args(["path", "repo"])),
-    group(ArgGroup::new("mode").args(["status", "limit", "sync", "resume", "log", "stop"])),
+    group(ArgGroup::new("mode").args(["status", "limit", "sync", "resume", "log", "stop", "completions"])),
 )]
 pub struct Cli {
     /// The project: a directory inside a git repository [default: the current directory]
@@ -131,6 +139,17 @@ pub struct Cli {
     /// Ask a background sync to stop after its request in flight, and wait until it has
     #[arg(long, help_heading = "Modes")]
     pub stop: bool,
+
+    /// Print a completion script for SHELL (bash, zsh, fish) and exit
+    ///
+    /// For example: patina-forge --completions bash > ~/.local/share/bash-completion/completions/patina-forge
+    #[arg(
+        long,
+        value_name = "SHELL",
+        hide_possible_values = true,
+        help_heading = "Modes"
+    )]
+    pub completions: Option<clap_complete::Shell>,
 
     /// Discovery without any request: skip learning the newest issue number
     #[arg(long, conflicts_with = "mode", help_heading = "Forge")]

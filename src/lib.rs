@@ -46,6 +46,7 @@ pub enum Mode {
     Resume,
     Log { lines: usize, follow: bool },
     Stop,
+    Completions(clap_complete::Shell),
 }
 
 /// How to reach the forge.
@@ -72,6 +73,8 @@ impl From<cli::Cli> for Config {
             }
         } else if cli.stop {
             Mode::Stop
+        } else if let Some(shell) = cli.completions {
+            Mode::Completions(shell)
         } else {
             Mode::Discover {
                 offline: cli.offline,
@@ -94,6 +97,16 @@ impl From<cli::Cli> for Config {
 }
 
 pub fn run(config: Config) -> Result<ExitCode> {
+    if let Mode::Completions(shell) = config.mode {
+        // Needs no repository: made from the same definition as --help.
+        clap_complete::generate(
+            shell,
+            &mut cli::command(),
+            "patina-forge",
+            &mut io::stdout(),
+        );
+        return Ok(ExitCode::Success);
+    }
     let home = PatinaHome::from_env()?;
     let target = Target::resolve(&config.target, &home)?;
     let stdout = io::stdout();
@@ -139,6 +152,7 @@ pub fn run(config: Config) -> Result<ExitCode> {
             report::tail_log(&mut out, &log, lines, follow)?;
         }
         Mode::Stop => stop(&home, &target, &mut out)?,
+        Mode::Completions(_) => unreachable!("handled before the target is resolved"),
     }
     out.flush()?;
     Ok(ExitCode::Success)

@@ -162,7 +162,10 @@ impl Pace {
                 ledger.reason = Some(if remaining == 0 {
                     "the rate limit is used up until its reset".to_owned()
                 } else {
-                    format!("spreading the {remaining} requests left until the rate limit resets")
+                    format!(
+                        "spreading the {} requests left until the rate limit resets",
+                        crate::report::thousands(remaining)
+                    )
                 });
             }
         })

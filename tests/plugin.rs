@@ -1,0 +1,328 @@
+//! patina runs patina-forge the way git runs its plugins, and timers and cron
+//! run it from the units in contrib/: both are tested here end to end.
+
+mod fakeforge;
+mod testenv;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use fakeforge::{FakeForge, Item};
+use testenv::{FORGE, TestEnv};
+
+/// A minimal `patina`: exactly the PATH lookup and `exec` the plugin contract
+/// describes, nothing more.
+const DISPATCHER: &str = r#"#!/bin/sh
+case "$1 $2" in
+  "scrape forge") shift 2; exec patina-forge "$@" ;;
+esac
+case "$1" in
+  forge) shift; exec patina-forge "$@" ;;
+esac
+echo "patina: no such command: $*" >&2
+exit 1
+"#;
+
+/// A folder holding `patina` and `patina-forge`, for PATH.
+fn plugin_path(env: &TestEnv) -> PathBuf {
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let patina = bin.join("patina");
+    std::fs::write(&patina, DISPATCHER).unwrap();
+    std::fs::set_permissions(&patina, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_patina-forge"), bin.join("patina-forge"))
+        .unwrap();
+    bin
+}
+
+/// Runs `program args` in `dir` with the environment patina would pass on.
+fn run_with_path(
+    env: &TestEnv,
+    bin: &Path,
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    api: &str,
+) -> Output {
+    Command::new(bin.join(program))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", env.home())
+        .env("PATINA_HOME", env.patina_home())
+        .env("PATINA_FORGE_API_URL", api)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("run")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A background sync started through patina, killed by its PID if it is still
+/// there when the test ends, pass or fail.
+struct Background(Option<i32>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn forge_with_items(n: u64) -> FakeForge {
+    let forge = FakeForge::start();
+    forge.add_repo(FORGE);
+    // A large budget, reset within the hour as GitHub's: the ledger would
+    // otherwise spread 5,000 requests over it.
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    forge.set_rate_limit(10_000_000, 10_000_000, reset);
+    for i in 1..=n {
+        forge.put(FORGE, Item::issue(i, &format!("Issue {i}")));
+    }
+    forge
+}
+
+#[test]
+fn patina_scrape_forge_and_patina_forge_run_the_plugin() {
+    let env = TestEnv::with_origin();
+    env.commit("fix: first (#1)");
+    let forge = forge_with_items(3);
+    let bin = plugin_path(&env);
+    let sub = env.repo().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+
+    // Same working directory: discovery from a subdirectory finds the project.
+    let out = run_with_path(
+        &env,
+        &bin,
+        &sub,
+        "patina",
+        &["scrape", "forge"],
+        &forge.url(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Total: 3 pending"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = run_with_path(
+        &env,
+        &bin,
+        env.repo(),
+        "patina",
+        &["scrape", "forge", "--status"],
+        &forge.url(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Pending: 3"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = run_with_path(
+        &env,
+        &bin,
+        env.repo(),
+        "patina",
+        &["forge", "--sync", "--delay", "10ms"],
+        &forge.url(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let pid: i32 = stdout
+        .split("PID ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no PID in {stdout:?}"));
+    let _guard = Background(Some(pid));
+    assert!(
+        stdout.contains("Check: patina scrape forge --status"),
+        "{stdout}"
+    );
+
+    // PATINA_HOME came through: the PID file and the log are where it says.
+    let pid_file = env.patina_home().join("run/forge-sync-acme-widget.pid");
+    assert!(pid_file.exists());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run_with_path(
+            &env,
+            &bin,
+            env.repo(),
+            "patina",
+            &["forge", "--status", "--json"],
+            &forge.url(),
+        );
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        if status["pending"] == 0 && status["running"] == false {
+            assert_eq!(status["resolved"], 3);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background sync did not finish: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        env.patina_home()
+            .join("logs/forge-sync-acme-widget.log")
+            .exists()
+    );
+}
+
+#[test]
+fn the_exit_status_comes_back_through_patina() {
+    let env = TestEnv::with_origin();
+    let bin = plugin_path(&env);
+    let out = run_with_path(
+        &env,
+        &bin,
+        env.repo(),
+        "patina",
+        &["forge", "--no-such-flag"],
+        testenv::NO_FORGE,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run_with_path(
+        &env,
+        &bin,
+        env.root(),
+        "patina",
+        &["scrape", "forge", "--status"],
+        testenv::NO_FORGE,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The `ExecStart=` of a unit, as arguments, `%I` standing for `instance`.
+fn exec_start(unit: &str, instance: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib/systemd")
+        .join(unit);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap_or_else(|| panic!("{unit} has no ExecStart"));
+    let mut words = line.split_whitespace();
+    let binary = words.next().unwrap();
+    assert!(binary.ends_with("/patina-forge"), "{unit} runs {binary}");
+    words.map(|w| w.replace("%I", instance)).collect()
+}
+
+#[test]
+fn the_units_run_resume_with_flags_that_exist() {
+    let env = TestEnv::with_origin();
+    env.commit("fix: first (#1)\n\nFixes #2");
+    let forge = forge_with_items(2);
+    env.set_api_url(&forge.url());
+    std::fs::write(
+        env.patina_home().join("registry.yaml"),
+        format!(
+            "repos:\n  widget:\n    path: {}\n    github: acme/widget\n",
+            env.repo().display()
+        ),
+    )
+    .unwrap();
+    env.run(["--offline"]).assert_success();
+
+    // The templated unit, for the registered repository.
+    let args = exec_start("patina-forge@.service", "widget");
+    assert!(args.contains(&"--resume".to_owned()), "{args:?}");
+    let out = env.run_in(env.root(), &args);
+    out.assert_success();
+    assert_eq!(
+        env.query("SELECT count(*) FROM forge_refs WHERE resolved IS NULL")[0][0],
+        "0"
+    );
+
+    // The project unit runs in its WorkingDirectory: nothing pending now,
+    // one line, success.
+    let args = exec_start("patina-forge.service", "unused");
+    let out = env.run_in(env.repo(), &args);
+    out.assert_success();
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(out.stdout.contains("Nothing pending"), "{}", out.stdout);
+}
+
+#[test]
+fn a_failing_resume_says_why_in_one_line_and_exits_non_zero() {
+    let env = TestEnv::with_origin();
+    env.commit("fix: first (#1)");
+    let forge = forge_with_items(1);
+    forge.require_token("right");
+    env.set_api_url(&forge.url());
+    env.run(["--offline"]).assert_success();
+    let out = Command::new(env!("CARGO_BIN_EXE_patina-forge"))
+        .args(["-C", env.repo().to_str().unwrap(), "--resume"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.home())
+        .env("PATINA_HOME", env.patina_home())
+        .env("PATINA_FORGE_API_URL", forge.url())
+        .env("GITHUB_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong"), "the token leaked: {stderr}");
+}
+
+#[test]
+fn the_crontab_lines_parse_as_patina_forge_flags() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/cron/patina-forge.crontab");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut checked = 0;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("patina-forge\""))
+    {
+        let after = line.split("patina-forge\"").nth(1).unwrap();
+        let flags: Vec<&str> = after
+            .split(">>")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert!(flags.contains(&"--resume"), "{line}");
+        let mut argv = vec!["patina-forge"];
+        argv.extend(&flags);
+        patina_forge::cli::command()
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 2,
+        "the example has a project line and a reference-repository line"
+    );
+}

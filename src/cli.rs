@@ -151,6 +151,11 @@ pub struct Cli {
     )]
     pub completions: Option<clap_complete::Shell>,
 
+    /// With --resume or --sync: refresh everything, not only what changed since the last
+    /// refresh (still paced)
+    #[arg(long, help_heading = "Forge")]
+    pub full: bool,
+
     /// Discovery without any request: skip learning the newest issue number
     #[arg(long, conflicts_with = "mode", help_heading = "Forge")]
     pub offline: bool,
@@ -182,7 +187,7 @@ pub struct Cli {
     /// rate_per_min (measured over the latest run, or null), eta_seconds (or null),
     /// last_error (or null), rate_limit ({remaining, limit, reset (RFC 3339)} as last seen,
     /// or null), last_run ({state: running|finished|interrupted|failed, started, ended}, or
-    /// null).
+    /// null), last_refresh ({at, changed}, or null).
     #[arg(long, requires = "status", help_heading = "Output")]
     pub json: bool,
 }

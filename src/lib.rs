@@ -54,6 +54,8 @@ pub enum Mode {
 pub struct ForgeOptions {
     pub api_url: Option<String>,
     pub delay: Duration,
+    /// Refresh everything, not only what changed (`--full`).
+    pub full: bool,
 }
 
 impl From<cli::Cli> for Config {
@@ -91,6 +93,7 @@ impl From<cli::Cli> for Config {
             forge: ForgeOptions {
                 api_url: cli.api_url,
                 delay: cli.delay,
+                full: cli.full,
             },
         }
     }
@@ -169,10 +172,19 @@ fn drain(
     _lock: daemon::SyncLock,
     out: &mut impl Write,
 ) -> Result<()> {
+    // A bounded drain stays bounded; the others end with a refresh.
+    let refresh = match (limit, options.full) {
+        (Some(_), _) => sync::Refresh::No,
+        (None, false) => sync::Refresh::Changed,
+        (None, true) => sync::Refresh::Full,
+    };
     signals::install()?;
     let repo = target.forge.repo.to_string();
     let mut store = Store::open(&target.db_path)?;
-    if store.pending(&repo)? == 0 {
+    // Nothing to drain, and nothing to refresh (a bounded drain does not,
+    // and before anything was ever fetched there is nothing to refresh).
+    let nothing_pending = store.pending(&repo)? == 0;
+    if nothing_pending && (limit.is_some() || store.refresh_state(&repo)?.mark.is_none()) {
         writeln!(
             out,
             "Nothing pending for {repo}. Run patina-forge to discover new refs."
@@ -187,9 +199,22 @@ fn drain(
         &pace,
         &mut progress,
         &repo,
-        sync::Options { limit, mode },
+        sync::Options {
+            limit,
+            mode,
+            refresh,
+        },
     )?;
-    sync::print_summary(out, &summary)?;
+    match (nothing_pending, summary.refreshed) {
+        // A timer's quiet run: one line.
+        (true, Some(changed)) => writeln!(
+            out,
+            "Nothing pending for {repo}; the refresh brought {} ({})",
+            report::count(changed, "new or changed item", "new or changed items"),
+            report::count(summary.requests, "request", "requests")
+        )?,
+        _ => sync::print_summary(out, &summary)?,
+    }
     out.flush()?;
     if let Some(sync::End::GaveUp(why)) = &summary.end {
         anyhow::bail!("{why}");
@@ -390,6 +415,7 @@ fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) 
             let mut status = report::Status::new(repo.clone(), store.counts(&repo)?);
             let state = store.sync_state(&repo)?;
             status.rate_limit = state.rate.map(report::RateLimit::from);
+            status.last_refresh = report::LastRefresh::from_state(&store.refresh_state(&repo)?);
             if let Some(run) = store.latest_run(&repo)? {
                 let now = std::time::SystemTime::now();
                 status.running = holder.is_some();

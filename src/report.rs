@@ -92,6 +92,24 @@ pub struct Status {
     pub last_error: Option<String>,
     pub rate_limit: Option<RateLimit>,
     pub last_run: Option<LastRun>,
+    /// When the last refresh ran and how many items it brought (or null).
+    pub last_refresh: Option<LastRefresh>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastRefresh {
+    /// RFC 3339.
+    pub at: String,
+    pub changed: u64,
+}
+
+impl LastRefresh {
+    pub fn from_state(state: &crate::store::RefreshState) -> Option<Self> {
+        Some(Self {
+            at: rfc3339(state.at.as_deref()?),
+            changed: state.changed.unwrap_or(0),
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -215,6 +233,7 @@ impl Status {
             last_error: None,
             rate_limit: None,
             last_run: None,
+            last_refresh: None,
         }
     }
 
@@ -258,6 +277,18 @@ impl Status {
         writeln!(out, "Failed: {}", thousands(c.failed))?;
         if let Some(error) = &self.last_error {
             writeln!(out, "Last error: {error}")?;
+        }
+        if let Some(refresh) = &self.last_refresh {
+            writeln!(
+                out,
+                "Last refresh: {} ({})",
+                refresh.at,
+                count(
+                    refresh.changed,
+                    "new or changed item",
+                    "new or changed items"
+                )
+            )?;
         }
         if let Some(rate) = &self.rate_limit {
             writeln!(

@@ -37,6 +37,18 @@ pub struct Options {
     pub limit: Option<u64>,
     /// `limit`, `resume` or `sync`, recorded with the run.
     pub mode: &'static str,
+    /// After the backlog is drained, bring in what changed on the forge.
+    pub refresh: Refresh,
+}
+
+/// Whether a drain ends with a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    No,
+    /// What changed since the high-water mark.
+    Changed,
+    /// Everything again (`--full`), still paced.
+    Full,
 }
 
 /// How a drain ended.
@@ -59,6 +71,8 @@ pub struct Summary {
     pub failed: u64,
     pub pending: u64,
     pub end: Option<End>,
+    /// Items a refresh found new or changed, when one ran to its end.
+    pub refreshed: Option<u64>,
 }
 
 impl Summary {
@@ -146,7 +160,10 @@ pub fn drain(
         repo_confirmed: false,
         limited: false,
     };
-    let outcome = drain.run();
+    let mut outcome = drain.run();
+    if let (Ok(End::Done), Refresh::Changed | Refresh::Full) = (&outcome, options.refresh) {
+        outcome = drain.refresh(options.refresh == Refresh::Full);
+    }
     let (state, error) = match &outcome {
         Ok(End::Done | End::LimitReached) => (RunState::Finished, None),
         Ok(End::Interrupted) => (RunState::Interrupted, None),
@@ -275,8 +292,9 @@ impl Drain<'_> {
         Ok(None)
     }
 
-    /// Waits for a turn and sends one request; `None` when a stop came first.
-    fn send(&mut self, url: &Url) -> Result<Option<Fetched>> {
+    /// Waits for a turn and sends one request (conditional when `etag` is
+    /// given); `None` when a stop came first.
+    fn send(&mut self, url: &Url, etag: Option<&str>) -> Result<Option<Fetched>> {
         let progress = &mut *self.progress;
         let turn = self.pace.wait_turn(None, &mut |wait, reason| {
             progress.log(&format!(
@@ -288,7 +306,7 @@ impl Drain<'_> {
             return Ok(None);
         }
         self.summary.requests += 1;
-        match self.forge.fetch(url, None) {
+        match self.forge.fetch(url, etag) {
             Ok(fetched) => {
                 if let Some(rate) = fetched.rate {
                     self.pace.budget(rate.remaining, rate.reset)?;
@@ -389,7 +407,7 @@ impl Drain<'_> {
 
     /// One page of the listing. Returns false when interrupted.
     fn page(&mut self, url: Url) -> Result<bool> {
-        let Some(fetched) = self.send(&url)? else {
+        let Some(fetched) = self.send(&url, None)? else {
             return Ok(false);
         };
         if self.common(&fetched.answer, None)? {
@@ -463,10 +481,137 @@ impl Drain<'_> {
         Ok(true)
     }
 
+    /// Brings in what changed on the forge since the high-water mark: the
+    /// changed-since listing, oldest change first, page by page, the mark
+    /// moving only with a committed page. The first page is asked
+    /// conditionally, so an unchanged repository costs one uncounted request.
+    fn refresh(&mut self, full: bool) -> Result<End> {
+        let state = self.store.refresh_state(&self.repo)?;
+        // The first page keeps one base (`since`) from refresh to refresh, so
+        // that its ETag is known and an unchanged repository answers 304; the
+        // base moves up to the mark once the changes since it fill a page.
+        let kept = state
+            .first_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .filter(|u| !full && self.forge.may_follow(u));
+        let first = match kept {
+            Some(url) => url,
+            None => self
+                .forge
+                .updated_url(if full { None } else { state.mark.as_deref() }),
+        };
+        let mut etag = (state.first_url.as_deref() == Some(first.as_str()))
+            .then(|| state.first_etag.clone())
+            .flatten();
+        let mut url = first.clone();
+        let mut pages = 0;
+        let mut changed = 0;
+        loop {
+            if signals::stop_requested() {
+                return Ok(End::Interrupted);
+            }
+            if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                return Ok(End::GaveUp(format!(
+                    "the forge failed {MAX_FAILURES_IN_A_ROW} times in a row while refreshing (last: {})",
+                    self.last_failure.as_deref().unwrap_or("unknown")
+                )));
+            }
+            let Some(fetched) = self.send(&url, etag.as_deref())? else {
+                return Ok(End::Interrupted);
+            };
+            if self.common(&fetched.answer, None)? {
+                continue;
+            }
+            let items = match &fetched.answer {
+                Answer::NotModified => Vec::new(),
+                Answer::Ok => match Item::list_from_github(&fetched.body) {
+                    Ok(items) => items,
+                    Err(why) => {
+                        self.common(&Answer::Transient(why), None)?;
+                        continue;
+                    }
+                },
+                Answer::NotFound | Answer::Gone => return Err(self.repository_missing()),
+                other => bail!("unexpected answer while refreshing: {other:?}"),
+            };
+            let mut items = items;
+            for item in &mut items {
+                if !self.complete(item)? {
+                    return Ok(End::Interrupted);
+                }
+            }
+            let newest = items
+                .iter()
+                .map(|i| i.updated_at.as_str())
+                .max()
+                .map(str::to_owned);
+            let repo = self.repo.clone();
+            let requests = self.summary.requests;
+            let is_first = url == first;
+            let page_changed = self.store.write(|w| {
+                let mut page_changed = 0;
+                for item in &items {
+                    if w.store_item(item.number, item, None)? {
+                        page_changed += 1;
+                    }
+                    w.resolve_ref(&repo, item.number, kind_of(item), None)?;
+                }
+                if let Some(newest) = &newest {
+                    w.advance_mark(newest)?;
+                }
+                if is_first && fetched.answer == Answer::Ok {
+                    w.set_refresh_page(&repo, first.as_str(), fetched.etag.as_deref())?;
+                }
+                if let Some(rate) = fetched.rate {
+                    w.set_rate(&repo, to_rate(rate))?;
+                }
+                w.count(self.run, requests, 0, 0, None)?;
+                Ok(page_changed)
+            })?;
+            for item in &items {
+                self.pending.remove(&item.number);
+            }
+            changed += page_changed;
+            pages += 1;
+            self.succeeded()?;
+            match fetched.next.filter(|next| self.forge.may_follow(next)) {
+                Some(next) if fetched.answer == Answer::Ok && !items.is_empty() => {
+                    url = next;
+                    etag = None;
+                }
+                _ => break,
+            }
+        }
+        let repo = self.repo.clone();
+        let rebase = (pages > 1)
+            .then(|| self.store.refresh_state(&repo))
+            .transpose()?
+            .map(|state| self.forge.updated_url(state.mark.as_deref()));
+        self.store.write(|w| {
+            if let Some(base) = &rebase {
+                w.set_refresh_page(&repo, base.as_str(), None)?;
+            }
+            w.finish_refresh(&repo, changed)
+        })?;
+        self.summary.refreshed = Some(changed);
+        if changed > 0 {
+            self.progress.log(&format!(
+                "refresh: {} new or changed on the forge",
+                count(changed, "item", "items")
+            ));
+        }
+        Ok(End::Done)
+    }
+
     /// One ref by itself. Returns false when interrupted.
     fn single(&mut self, number: u32) -> Result<bool> {
         let url = self.forge.issue_url(number);
-        let Some(fetched) = self.send(&url)? else {
+        // What we hold already is asked for conditionally: a 304 costs
+        // nothing against the primary limit.
+        let known = self.store.known_item(number)?;
+        let etag = known.as_ref().and_then(|(_, etag)| etag.clone());
+        let Some(fetched) = self.send(&url, etag.as_deref())? else {
             return Ok(false);
         };
         if self.common(&fetched.answer, Some(number))? {
@@ -495,7 +640,7 @@ impl Drain<'_> {
                     self.common(&Answer::Transient(why), Some(number))?;
                     return Ok(true);
                 }
-                let Some(moved) = self.send(&to)? else {
+                let Some(moved) = self.send(&to, None)? else {
                     return Ok(false);
                 };
                 if self.common(&moved.answer, Some(number))? {
@@ -530,6 +675,10 @@ impl Drain<'_> {
                 self.settle(number, "not found (404)", &fetched)?;
             }
             Answer::Gone => self.settle(number, "deleted (410)", &fetched)?,
+            Answer::NotModified if known.is_some() => {
+                let kind = known.map_or("issue", |(kind, _)| kind);
+                self.unchanged(number, kind, &fetched)?;
+            }
             other => {
                 let why = format!("unexpected answer: {other:?}");
                 self.common(&Answer::Transient(why), Some(number))?;
@@ -569,6 +718,30 @@ impl Drain<'_> {
         self.succeeded()
     }
 
+    /// A 304: what we hold is current; the ref is resolved as it stands.
+    fn unchanged(&mut self, number: u32, kind: &str, fetched: &Fetched) -> Result<()> {
+        let repo = self.repo.clone();
+        let requests = self.summary.requests;
+        let settled = self.store.write(|w| {
+            let settled = w.resolve_ref(&repo, number, kind, None)?;
+            if let Some(rate) = fetched.rate {
+                w.set_rate(&repo, to_rate(rate))?;
+            }
+            w.count(self.run, requests, u64::from(settled), 0, None)?;
+            Ok(settled)
+        })?;
+        self.pending.remove(&number);
+        if settled {
+            if kind == "pr" {
+                self.summary.prs += 1;
+            } else {
+                self.summary.issues += 1;
+            }
+        }
+        self.progress.set(self.summary.settled());
+        self.succeeded()
+    }
+
     fn settle(&mut self, number: u32, why: &str, fetched: &Fetched) -> Result<()> {
         let repo = self.repo.clone();
         let requests = self.summary.requests;
@@ -593,7 +766,7 @@ impl Drain<'_> {
     fn confirm_repository(&mut self) -> Result<()> {
         loop {
             let url = self.forge.repo_url();
-            let Some(fetched) = self.send(&url)? else {
+            let Some(fetched) = self.send(&url, None)? else {
                 bail!("interrupted");
             };
             self.record_requests(None)?;
@@ -643,7 +816,7 @@ impl Drain<'_> {
         }
         let url = self.forge.pull_url(item.number);
         loop {
-            let Some(fetched) = self.send(&url)? else {
+            let Some(fetched) = self.send(&url, None)? else {
                 return Ok(false);
             };
             if self.common(&fetched.answer, None)? {
@@ -744,6 +917,13 @@ pub fn print_summary(out: &mut impl std::io::Write, summary: &Summary) -> std::i
     )?;
     writeln!(out, "Pending: {}", thousands(summary.pending))?;
     writeln!(out, "Requests: {}", thousands(summary.requests))?;
+    if let Some(changed) = summary.refreshed {
+        writeln!(
+            out,
+            "Refreshed: {} new or changed on the forge",
+            thousands(changed)
+        )?;
+    }
     match &summary.end {
         Some(End::Interrupted) => writeln!(
             out,

@@ -261,7 +261,7 @@ fn the_units_run_resume_with_flags_that_exist() {
     );
 
     // The project unit runs in its WorkingDirectory: nothing pending now,
-    // one line, success.
+    // so a refresh and one line, success.
     let args = exec_start("patina-forge.service", "unused");
     let out = env.run_in(env.repo(), &args);
     out.assert_success();

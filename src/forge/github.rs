@@ -171,6 +171,18 @@ impl GitHub {
         ))
     }
 
+    /// What changed since `since` (RFC 3339), oldest change first, so that
+    /// the high-water mark can move page by page; everything without `since`.
+    pub fn updated_url(&self, since: Option<&str>) -> Url {
+        let mut url = self.url(&format!(
+            "issues?state=all&sort=updated&direction=asc&per_page={PER_PAGE}"
+        ));
+        if let Some(since) = since {
+            url.query_pairs_mut().append_pair("since", since);
+        }
+        url
+    }
+
     /// Whether the listing's `next` may be followed: only on the API's own
     /// server, where the token belongs.
     pub fn may_follow(&self, url: &Url) -> bool {

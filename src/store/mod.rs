@@ -15,7 +15,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use backlog::{Counts, Mention, Recorded};
-pub use resolve::{Candidate, Rate, RunRow, RunState, SyncState, Writer};
+pub use resolve::{Candidate, Rate, RefreshState, RunRow, RunState, SyncState, Writer};
 
 /// patina, a running sync and a status query share the file; a writer holds
 /// the lock for one short transaction, so waiting beats failing.

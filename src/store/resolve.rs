@@ -64,6 +64,22 @@ impl RunState {
     }
 }
 
+/// patina's high-water mark in `scrape_meta`: the newest `updated_at` a
+/// refresh has stored.
+const MARK: &str = "last_processed_forge";
+
+/// The last refresh, for the planner and for status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshState {
+    /// Where the next refresh starts (GitHub's `since`, RFC 3339).
+    pub mark: Option<String>,
+    pub first_url: Option<String>,
+    pub first_etag: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub at: Option<String>,
+    pub changed: Option<u64>,
+}
+
 /// A drain as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRow {
@@ -108,6 +124,79 @@ impl Store {
             )
             .optional()?;
         Ok(row)
+    }
+
+    /// Where refreshing stands. Without a mark yet, the refresh starts from
+    /// when the first drain of `repo` started: anything that changed since
+    /// may have changed after it was fetched.
+    pub fn refresh_state(&self, repo: &str) -> Result<RefreshState> {
+        if !self.has_table("forge_sync_state")? {
+            return Ok(RefreshState::default());
+        }
+        let mark: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM scrape_meta WHERE key = ?1",
+                [MARK],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten();
+        let mark = match mark {
+            Some(mark) => Some(mark),
+            None => self
+                .conn
+                .query_row(
+                    "SELECT replace(min(started), ' ', 'T') || 'Z' FROM forge_runs WHERE repo = ?1",
+                    [repo],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .flatten(),
+        };
+        let state = self
+            .conn
+            .query_row(
+                "SELECT refresh_url, refresh_etag, refresh_at, refresh_changed
+                 FROM forge_sync_state WHERE repo = ?1",
+                [repo],
+                |row| {
+                    Ok(RefreshState {
+                        mark: None,
+                        first_url: row.get(0)?,
+                        first_etag: row.get(1)?,
+                        at: row.get(2)?,
+                        changed: row.get::<_, Option<i64>>(3)?.map(|n| n.max(0) as u64),
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default();
+        Ok(RefreshState { mark, ..state })
+    }
+
+    /// The ETag and kind of an item already stored as `number`.
+    pub fn known_item(&self, number: u32) -> Result<Option<(&'static str, Option<String>)>> {
+        if let Some(etag) = self
+            .conn
+            .query_row(
+                "SELECT etag FROM forge_issues WHERE number = ?1",
+                [number],
+                |row| row.get(0),
+            )
+            .optional()?
+        {
+            return Ok(Some(("issue", etag)));
+        }
+        let pr = self
+            .conn
+            .query_row(
+                "SELECT etag FROM forge_prs WHERE number = ?1",
+                [number],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(pr.map(|etag| ("pr", etag)))
     }
 
     /// Pending refs of `repo`, in no particular order.
@@ -472,6 +561,37 @@ impl Writer<'_> {
                     list_top = NULL, list_started = NULL
              WHERE repo = ?1",
             [repo],
+        )?;
+        Ok(())
+    }
+
+    /// Moves patina's high-water mark forward (never back) to `updated_at`.
+    pub fn advance_mark(&self, updated_at: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO scrape_meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = max(coalesce(value, ''), excluded.value)",
+            params![MARK, updated_at],
+        )?;
+        Ok(())
+    }
+
+    /// Remembers the first page of a refresh and its ETag.
+    pub fn set_refresh_page(&self, repo: &str, url: &str, etag: Option<&str>) -> Result<()> {
+        self.ensure_state(repo)?;
+        self.tx.execute(
+            "UPDATE forge_sync_state SET refresh_url = ?2, refresh_etag = ?3 WHERE repo = ?1",
+            params![repo, url, etag],
+        )?;
+        Ok(())
+    }
+
+    /// Records a finished refresh and how many items it brought.
+    pub fn finish_refresh(&self, repo: &str, changed: u64) -> Result<()> {
+        self.ensure_state(repo)?;
+        self.tx.execute(
+            "UPDATE forge_sync_state SET refresh_at = datetime('now'), refresh_changed = ?2
+             WHERE repo = ?1",
+            params![repo, sql_int(changed)],
         )?;
         Ok(())
     }

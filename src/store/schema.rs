@@ -77,7 +77,7 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Ours, in order; migration `i` brings `user_version` from `i` to `i + 1`.
 /// Append only: a shipped migration never changes.
-const MIGRATIONS: &[Migration] = &[backlog_order_and_scanned_tips, resolution];
+const MIGRATIONS: &[Migration] = &[backlog_order_and_scanned_tips, resolution, refresh];
 
 /// 1: what discovery needs. `commit_time` (unix seconds of the newest commit
 /// that mentions the ref) lets the backlog drain newest first; `pattern` keeps
@@ -140,6 +140,17 @@ fn resolution(tx: &Transaction) -> rusqlite::Result<()> {
          );
          CREATE INDEX IF NOT EXISTS idx_forge_runs_repo ON forge_runs(repo, id DESC);",
     )
+}
+
+/// 3: the refresh. The first listing page of the last refresh and its ETag
+/// (asked conditionally next time: an unchanged repository costs one request
+/// GitHub does not count), and when it ran and what it brought.
+fn refresh(tx: &Transaction) -> rusqlite::Result<()> {
+    add_column_if_missing(tx, "forge_sync_state", "refresh_url", "TEXT")?;
+    add_column_if_missing(tx, "forge_sync_state", "refresh_etag", "TEXT")?;
+    add_column_if_missing(tx, "forge_sync_state", "refresh_at", "TEXT")?;
+    add_column_if_missing(tx, "forge_sync_state", "refresh_changed", "INTEGER")?;
+    Ok(())
 }
 
 /// `ALTER TABLE … ADD COLUMN` fails on a column that exists; a database that

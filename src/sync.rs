@@ -669,8 +669,8 @@ impl Drain<'_> {
                 }
             }
             Answer::NotFound => {
-                if !self.repo_confirmed {
-                    self.confirm_repository()?;
+                if !self.repo_confirmed && !self.confirm_repository()? {
+                    return Ok(false);
                 }
                 self.settle(number, "not found (404)", &fetched)?;
             }
@@ -763,11 +763,12 @@ impl Drain<'_> {
 
     /// A 404 may mean the number, or the whole repository. One request
     /// tells, once per run; a missing repository marks nothing.
-    fn confirm_repository(&mut self) -> Result<()> {
+    /// Returns false when a stop came first.
+    fn confirm_repository(&mut self) -> Result<bool> {
         loop {
             let url = self.forge.repo_url();
             let Some(fetched) = self.send(&url, None)? else {
-                bail!("interrupted");
+                return Ok(false);
             };
             self.record_requests(None)?;
             if self.common(&fetched.answer, None)? {
@@ -779,7 +780,7 @@ impl Drain<'_> {
             return match fetched.answer {
                 Answer::Ok | Answer::Moved(_) => {
                     self.repo_confirmed = true;
-                    Ok(())
+                    Ok(true)
                 }
                 Answer::NotFound | Answer::Gone => Err(self.repository_missing()),
                 other => bail!("unexpected answer about the repository: {other:?}"),

@@ -4,7 +4,7 @@
 //! PID can be reused, a lock dies with its holder.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -64,10 +64,14 @@ impl SyncLock {
 
     /// Records the PID of the process that now holds the lock (after a fork,
     /// the child's).
+    ///
+    /// Positional writes: after a fork, parent and child share the file's
+    /// offset, and both write the child's PID.
     pub fn write_pid(&mut self, pid: u32) -> Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
+        use std::os::unix::fs::FileExt;
         self.file.set_len(0)?;
-        writeln!(self.file, "{pid}")
+        self.file
+            .write_all_at(format!("{pid}\n").as_bytes(), 0)
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
@@ -131,9 +135,13 @@ pub fn detach(mut lock: SyncLock, log: &Path) -> Result<Detached> {
     // SAFETY: the process is single-threaded here (the caller's contract), so
     // the child may run any code, not only async-signal-safe functions.
     match unsafe { nix::unistd::fork() }.context("cannot fork the background sync")? {
-        nix::unistd::ForkResult::Parent { child } => Ok(Detached::Parent {
-            pid: child.as_raw() as u32,
-        }),
+        nix::unistd::ForkResult::Parent { child } => {
+            // Before the parent returns, so that whoever reads the PID file
+            // next (--status, --stop) never finds the parent's PID in it.
+            let pid = child.as_raw() as u32;
+            lock.write_pid(pid)?;
+            Ok(Detached::Parent { pid })
+        }
         nix::unistd::ForkResult::Child => {
             nix::unistd::setsid().context("cannot start a new session")?;
             nix::unistd::dup2_stdin(&null).context("cannot detach stdin")?;

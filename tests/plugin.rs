@@ -326,3 +326,24 @@ fn the_crontab_lines_parse_as_patina_forge_flags() {
         "the example has a project line and a reference-repository line"
     );
 }
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_patina-forge"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let version = text(&out.stdout);
+    let inner = version
+        .trim()
+        .strip_prefix(&format!("patina-forge {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version:?}"));
+    // A checkout names its commit; a source tarball says it cannot.
+    assert!(
+        inner == "unknown commit"
+            || (inner.len() == 12 && inner.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version:?}"
+    );
+}

@@ -256,3 +256,27 @@ fn a_killed_refresh_loses_nothing_and_the_next_one_finishes_it() {
     }
     assert_eq!(env.query("PRAGMA integrity_check")[0][0], "ok");
 }
+
+#[test]
+fn full_re_lists_everything_and_appends_no_event_for_what_did_not_change() {
+    let forge = forge_with(250);
+    let env = drained(&forge);
+    let before = total_events(&env);
+    let from = forge.requests().len();
+    env.run(["--resume", "--full", "--delay", "1ms"])
+        .assert_success();
+    let pages = refresh_requests(&forge, from);
+    // 250 items, 100 a page, from the first change ever: three pages.
+    assert_eq!(
+        pages.len(),
+        3,
+        "{:?}",
+        pages.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(!pages[0].path.contains("since="), "{}", pages[0].path);
+    assert_eq!(
+        total_events(&env),
+        before,
+        "nothing changed, nothing appended"
+    );
+}

@@ -7,17 +7,18 @@
 //! The tests here measure time, so they take turns (one at a time): another
 //! test's processes competing for the two cores would only add noise.
 
+mod drive;
 mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use drive::{Background, Ran, wait_until};
 use fakeforge::{FakeForge, Fault, Item, Logged};
 use testenv::{FORGE, TestEnv};
 
@@ -33,149 +34,25 @@ const DELAY: &str = "10ms";
 
 // ---- running the binary -----------------------------------------------------
 
-struct Ran {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-    what: String,
-}
-
-impl Ran {
-    fn dump(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn ok(&self) -> &Self {
-        assert_eq!(self.code, Some(0), "expected exit 0\n{}", self.dump());
-        self
-    }
-}
-
-/// The binary as testenv runs it (cleared environment), in `env`'s
-/// repository but with the given `PATINA_HOME`.
 fn command(env: &TestEnv, patina_home: &Path, api_url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("LC_ALL", "C")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATINA_HOME", patina_home)
-        .env("PATINA_FORGE_API_URL", api_url)
-        .current_dir(env.root())
-        .stdin(Stdio::null());
-    let mut full: Vec<OsString> = vec!["-C".into(), env.repo().into()];
-    full.extend(args.iter().map(OsString::from));
-    cmd.args(full);
-    cmd
+    drive::command(env, patina_home, api_url, &[], args)
 }
 
 fn run(env: &TestEnv, forge: &FakeForge, args: &[&str]) -> Ran {
-    let out = command(env, env.patina_home(), &forge.url(), args)
-        .output()
-        .expect("run patina-forge");
-    Ran {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
-        what: format!("patina-forge {}", args.join(" ")),
-    }
+    drive::run_with(env, env.patina_home(), &forge.url(), &[], args)
 }
 
-/// The binary in the background; dropping it kills and reaps it by its PID.
-struct Background {
-    child: Option<Child>,
-    pid: u32,
-    out: PathBuf,
-    err: PathBuf,
-    what: String,
+/// The binary in the background (killed and reaped by its PID on drop).
+fn background(
+    env: &TestEnv,
+    patina_home: &Path,
+    api_url: &str,
+    args: &[&str],
+    name: &str,
+) -> Background {
+    let cmd = command(env, patina_home, api_url, args);
+    Background::start(env, cmd, drive::describe(args), name)
 }
-
-impl Background {
-    fn start(
-        env: &TestEnv,
-        patina_home: &Path,
-        api_url: &str,
-        args: &[&str],
-        name: &str,
-    ) -> Background {
-        let out = env.root().join(format!("{name}.stdout"));
-        let err = env.root().join(format!("{name}.stderr"));
-        let child = command(env, patina_home, api_url, args)
-            .stdout(fs::File::create(&out).expect("stdout file"))
-            .stderr(fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .expect("spawn patina-forge");
-        Background {
-            pid: child.id(),
-            child: Some(child),
-            out,
-            err,
-            what: format!("patina-forge {}", args.join(" ")),
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        assert!(self.pid > 1);
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid);
-    }
-
-    fn running(&mut self) -> bool {
-        let child = self.child.as_mut().expect("not reaped yet");
-        child.try_wait().expect("try_wait").is_none()
-    }
-
-    fn wait(mut self, timeout: Duration) -> Ran {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            let child = self.child.as_mut().expect("not reaped yet");
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {timeout:?}",
-                self.what
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.child = None;
-        Ran {
-            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-            code: status.code(),
-            what: self.what.clone(),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-// ---- the world ----------------------------------------------------------------
 
 /// A fake whose hourly budget is so large that spreading it over the hour
 /// asks for less than any `--delay` used here.
@@ -402,7 +279,7 @@ fn a_minute_for_a_secondary_limit(fault: Fault) {
     backlog(&env, &forge, FORGE, &[1, 2]);
     forge.push_fault(fault);
     let args = ["--limit", "2", "--delay", DELAY];
-    let mut first = Background::start(&env, env.patina_home(), &forge.url(), &args, "first");
+    let mut first = background(&env, env.patina_home(), &forge.url(), &args, "first");
     let path = ledger(&env, &forge);
     wait_until(
         "a hold of at least 59 s in the pace ledger",
@@ -420,7 +297,7 @@ fn a_minute_for_a_secondary_limit(fault: Fault) {
     assert!(untouched(&env, 2) && untouched(&env, 1), "{:?}", env.refs());
 
     // The hold is the account's: another process waits it out too.
-    let mut second = Background::start(&env, env.patina_home(), &forge.url(), &args, "second");
+    let mut second = background(&env, env.patina_home(), &forge.url(), &args, "second");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(forge.requests().len(), 1, "{:#?}", forge.requests());
     assert!(second.running());
@@ -454,8 +331,8 @@ fn two_processes_on_two_repositories_keep_one_spacing() {
     // Both with the first world's PATINA_HOME: one user, one machine.
     let home = widget.patina_home();
     let args = ["--limit", "12", "--delay", "200ms"];
-    let a = Background::start(&widget, home, &forge.url(), &args, "widget");
-    let b = Background::start(&gadget, home, &forge.url(), &args, "gadget");
+    let a = background(&widget, home, &forge.url(), &args, "widget");
+    let b = background(&gadget, home, &forge.url(), &args, "gadget");
     let both_started = Instant::now();
     a.wait(Duration::from_secs(20)).ok();
     b.wait(Duration::from_secs(20)).ok();

@@ -4,16 +4,17 @@
 //! in patina's tables and eventlog, which requests are sent and in what
 //! order, what the user reads, and how a run ends.
 
+mod drive;
 mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use drive::{Background, Ran, wait_until};
 use fakeforge::{FakeForge, Fault, Item, Logged, default_created};
 use serde_json::{Value, json};
 use testenv::{FORGE, TestEnv};
@@ -25,129 +26,13 @@ const ELSEWHERE: &str = "acme/elsewhere";
 
 // ---- running the binary -----------------------------------------------------
 
-/// What one run of the binary left behind (testenv's `Output` cannot be built
-/// outside its module, and runs with a token need their own environment).
-struct Ran {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-    what: String,
-}
-
-impl Ran {
-    fn dump(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn exit(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n{}",
-            self.dump()
-        );
-        self
-    }
-
-    fn ok(&self) -> &Self {
-        self.exit(0)
-    }
-
-    /// Exit 1, and stderr is exactly one line, `error: …`; returns it.
-    fn one_error_line(&self) -> &str {
-        self.exit(1);
-        let lines: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        assert!(
-            lines.len() == 1 && lines[0].starts_with("error: "),
-            "expected exactly one line `error: …` on stderr\n{}",
-            self.dump()
-        );
-        lines[0]
-    }
-
-    fn stdout_has_line(&self, line: &str) -> &Self {
-        assert!(
-            self.stdout.lines().any(|l| l.trim_end() == line),
-            "expected the line {line:?} on stdout\n{}",
-            self.dump()
-        );
-        self
-    }
-
-    /// The closing lines, in order: `Resolved: …`, `Failed: N …`, `Pending: N`,
-    /// `Requests: N`. Returns (resolved, failed, pending, requests).
-    fn summary(&self) -> (u64, u64, u64, u64) {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        let start = lines
-            .iter()
-            .position(|l| l.starts_with("Resolved: "))
-            .unwrap_or_else(|| panic!("no `Resolved:` line\n{}", self.dump()));
-        let labels = ["Resolved: ", "Failed: ", "Pending: ", "Requests: "];
-        let mut numbers = [0u64; 4];
-        for (i, label) in labels.iter().enumerate() {
-            let line = lines.get(start + i).copied().unwrap_or("");
-            assert!(
-                line.starts_with(label),
-                "expected {label:?} on the line after the previous summary line\n{}",
-                self.dump()
-            );
-            let digits: String = line[label.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == ',')
-                .filter(|c| *c != ',')
-                .collect();
-            numbers[i] = digits
-                .parse()
-                .unwrap_or_else(|_| panic!("no number after {label:?}\n{}", self.dump()));
-        }
-        (numbers[0], numbers[1], numbers[2], numbers[3])
-    }
-}
-
-/// The binary in `env`'s world (as testenv runs it: cleared environment,
-/// `HOME`, `PATINA_HOME`, the API URL, `-C <repo>`), plus `extra` variables.
+/// The binary in `env`'s world with its own `PATINA_HOME`, plus `extra` variables.
 fn command(env: &TestEnv, api_url: &str, extra: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("LC_ALL", "C")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATINA_HOME", env.patina_home())
-        .env("PATINA_FORGE_API_URL", api_url)
-        .current_dir(env.root())
-        .stdin(Stdio::null());
-    for (key, value) in extra {
-        cmd.env(key, value);
-    }
-    let mut full: Vec<OsString> = vec!["-C".into(), env.repo().into()];
-    full.extend(args.iter().map(OsString::from));
-    cmd.args(full);
-    cmd
-}
-
-fn describe(args: &[&str]) -> String {
-    format!("patina-forge {}", args.join(" "))
+    drive::command(env, env.patina_home(), api_url, extra, args)
 }
 
 fn run_with(env: &TestEnv, api_url: &str, extra: &[(&str, &str)], args: &[&str]) -> Ran {
-    let out = command(env, api_url, extra, args)
-        .output()
-        .expect("run patina-forge");
-    Ran {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
-        what: describe(args),
-    }
+    drive::run_with(env, env.patina_home(), api_url, extra, args)
 }
 
 fn run(env: &TestEnv, forge: &FakeForge, args: &[&str]) -> Ran {
@@ -163,92 +48,14 @@ fn drain(env: &TestEnv, forge: &FakeForge, limit: u64) -> Ran {
     )
 }
 
-/// The binary running in the background. Dropping it kills and reaps it (by
-/// its own PID), whether the test passed or not.
-struct Background {
-    child: Option<Child>,
-    pid: u32,
-    out: PathBuf,
-    err: PathBuf,
-    what: String,
-}
-
-impl Background {
-    fn start(env: &TestEnv, api_url: &str, args: &[&str], name: &str) -> Background {
-        let out = env.root().join(format!("{name}.stdout"));
-        let err = env.root().join(format!("{name}.stderr"));
-        let child = command(env, api_url, &[], args)
-            .stdout(fs::File::create(&out).expect("stdout file"))
-            .stderr(fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .expect("spawn patina-forge");
-        Background {
-            pid: child.id(),
-            child: Some(child),
-            out,
-            err,
-            what: describe(args),
-        }
-    }
-
-    /// `kill -SIG <pid>`: this child only.
-    fn signal(&self, signal: &str) {
-        assert!(self.pid > 1);
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid);
-    }
-
-    fn running(&mut self) -> bool {
-        let child = self.child.as_mut().expect("not reaped yet");
-        child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Waits for the exit (at most `timeout`) and returns what it printed.
-    fn wait(mut self, timeout: Duration) -> Ran {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            let child = self.child.as_mut().expect("not reaped yet");
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {timeout:?}",
-                self.what
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.child = None;
-        Ran {
-            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-            code: status.code(),
-            what: self.what.clone(),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Polls `cond` until it holds; the condition is what the test waits for,
-/// the 20 ms naps only pace the polling.
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The binary in the background (killed and reaped by its PID on drop).
+fn background(env: &TestEnv, api_url: &str, args: &[&str], name: &str) -> Background {
+    Background::start(
+        env,
+        command(env, api_url, &[], args),
+        drive::describe(args),
+        name,
+    )
 }
 
 // ---- the world ----------------------------------------------------------------
@@ -1465,7 +1272,7 @@ fn slow_drain(env: &TestEnv, forge: &FakeForge, name: &str) -> Background {
     }
     mention(env, &numbers);
     forge.set_latency(Duration::from_millis(300));
-    Background::start(
+    background(
         env,
         &forge.url(),
         &["--limit", "30", "--delay", DELAY],
@@ -1477,7 +1284,7 @@ fn slow_drain(env: &TestEnv, forge: &FakeForge, name: &str) -> Background {
 fn a_second_drain_of_the_same_repository_exits_75_naming_the_first() {
     let (env, forge) = world();
     let first = slow_drain(&env, &forge, "first");
-    let pid = first.pid;
+    let pid = first.pid();
     // The first holds the lock once it has asked the forge anything.
     wait_until(
         "the first drain's first request",

@@ -6,15 +6,15 @@
 //! Five failures in a row cost the client's own backoff (2 + 4 + 8 + 16 s)
 //! before it gives up: the two tests that need that run in parallel.
 
+mod drive;
 mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use drive::Ran;
 use fakeforge::{FakeForge, Fault, Item, Logged};
 use serde_json::{Value, json};
 use testenv::{FORGE, TestEnv};
@@ -23,117 +23,8 @@ const DELAY: &str = "10ms";
 
 // ---- running the binary -----------------------------------------------------
 
-struct Ran {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-    what: String,
-}
-
-impl Ran {
-    fn dump(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn exit(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n{}",
-            self.dump()
-        );
-        self
-    }
-
-    fn ok(&self) -> &Self {
-        self.exit(0)
-    }
-
-    /// Exit 1 with one `error: …` line, the last on stderr. The lines before
-    /// it may only be the drain's own stamped log lines (`2026-…Z #N: … (will
-    /// retry)`) and the `note:` about a missing token. Returns the error line.
-    fn fails_with_one_error_line(&self) -> &str {
-        self.exit(1);
-        let lines: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        let errors = lines.iter().filter(|l| l.starts_with("error")).count();
-        assert!(
-            errors == 1 && lines.last().is_some_and(|l| l.starts_with("error: ")),
-            "expected one `error: …` line, last on stderr\n{}",
-            self.dump()
-        );
-        for line in &lines[..lines.len() - 1] {
-            let stamped = line.len() > 20
-                && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-                && line.as_bytes()[4] == b'-'
-                && line[..20].ends_with('Z');
-            assert!(
-                stamped || line.starts_with("note: "),
-                "unexpected stderr line {line:?}\n{}",
-                self.dump()
-            );
-        }
-        lines[lines.len() - 1]
-    }
-
-    /// (resolved, failed, pending, requests) from the closing lines.
-    fn summary(&self) -> (u64, u64, u64, u64) {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        let start = lines
-            .iter()
-            .position(|l| l.starts_with("Resolved: "))
-            .unwrap_or_else(|| panic!("no `Resolved:` line\n{}", self.dump()));
-        let labels = ["Resolved: ", "Failed: ", "Pending: ", "Requests: "];
-        let mut numbers = [0u64; 4];
-        for (i, label) in labels.iter().enumerate() {
-            let line = lines.get(start + i).copied().unwrap_or("");
-            assert!(line.starts_with(label), "no {label:?}\n{}", self.dump());
-            let digits: String = line[label.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == ',')
-                .filter(|c| *c != ',')
-                .collect();
-            numbers[i] = digits.parse().expect("a number");
-        }
-        (numbers[0], numbers[1], numbers[2], numbers[3])
-    }
-}
-
-/// The binary as testenv runs it (cleared environment), with `patina_home`.
-fn command(env: &TestEnv, patina_home: &Path, api_url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("LC_ALL", "C")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATINA_HOME", patina_home)
-        .env("PATINA_FORGE_API_URL", api_url)
-        .current_dir(env.root())
-        .stdin(Stdio::null());
-    let mut full: Vec<OsString> = vec!["-C".into(), env.repo().into()];
-    full.extend(args.iter().map(OsString::from));
-    cmd.args(full);
-    cmd
-}
-
 fn run_in_home(env: &TestEnv, patina_home: &Path, api_url: &str, args: &[&str]) -> Ran {
-    let out = command(env, patina_home, api_url, args)
-        .output()
-        .expect("run patina-forge");
-    Ran {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
-        what: format!("patina-forge {}", args.join(" ")),
-    }
+    drive::run_with(env, patina_home, api_url, &[], args)
 }
 
 fn drain(env: &TestEnv, forge: &FakeForge, limit: u64) -> Ran {

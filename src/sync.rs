@@ -81,6 +81,20 @@ impl Summary {
     }
 }
 
+/// What one ref's answer settled.
+enum Outcome<'a> {
+    /// Stored (under the ref's number; `moved_to` after a transfer).
+    Found {
+        item: &'a Item,
+        etag: Option<&'a str>,
+        moved_to: Option<&'a str>,
+    },
+    /// A 304: what we hold is current.
+    Unchanged { kind: &'a str },
+    /// Settled for good as failed (404, 410).
+    Settled { why: &'a str },
+}
+
 enum Step {
     Page(Url),
     Single(u32),
@@ -629,7 +643,15 @@ impl Drain<'_> {
                 if !self.complete(&mut item)? {
                     return Ok(false);
                 }
-                self.found(number, &item, fetched.etag.as_deref(), None, &fetched)?;
+                self.record(
+                    number,
+                    Outcome::Found {
+                        item: &item,
+                        etag: fetched.etag.as_deref(),
+                        moved_to: None,
+                    },
+                    &fetched,
+                )?;
             }
             Answer::Moved(to) => {
                 if !self.forge.may_follow(&to) {
@@ -653,15 +675,27 @@ impl Drain<'_> {
                                 return Ok(false);
                             }
                             let at = item.url.clone();
-                            self.found(number, &item, None, Some(&at), &moved)?;
+                            self.record(
+                                number,
+                                Outcome::Found {
+                                    item: &item,
+                                    etag: None,
+                                    moved_to: Some(&at),
+                                },
+                                &moved,
+                            )?;
                         }
                         Err(why) => {
                             self.common(&Answer::Transient(why), Some(number))?;
                         }
                     },
-                    Answer::NotFound | Answer::Gone => {
-                        self.settle(number, "moved, and gone where it went", &moved)?
-                    }
+                    Answer::NotFound | Answer::Gone => self.record(
+                        number,
+                        Outcome::Settled {
+                            why: "moved, and gone where it went",
+                        },
+                        &moved,
+                    )?,
                     other => {
                         let why = format!("unexpected answer after a transfer: {other:?}");
                         self.common(&Answer::Transient(why), Some(number))?;
@@ -672,12 +706,24 @@ impl Drain<'_> {
                 if !self.repo_confirmed && !self.confirm_repository()? {
                     return Ok(false);
                 }
-                self.settle(number, "not found (404)", &fetched)?;
+                self.record(
+                    number,
+                    Outcome::Settled {
+                        why: "not found (404)",
+                    },
+                    &fetched,
+                )?;
             }
-            Answer::Gone => self.settle(number, "deleted (410)", &fetched)?,
+            Answer::Gone => self.record(
+                number,
+                Outcome::Settled {
+                    why: "deleted (410)",
+                },
+                &fetched,
+            )?,
             Answer::NotModified if known.is_some() => {
                 let kind = known.map_or("issue", |(kind, _)| kind);
-                self.unchanged(number, kind, &fetched)?;
+                self.record(number, Outcome::Unchanged { kind }, &fetched)?;
             }
             other => {
                 let why = format!("unexpected answer: {other:?}");
@@ -687,75 +733,45 @@ impl Drain<'_> {
         Ok(true)
     }
 
-    fn found(
-        &mut self,
-        number: u32,
-        item: &Item,
-        etag: Option<&str>,
-        moved_to: Option<&str>,
-        fetched: &Fetched,
-    ) -> Result<()> {
+    /// Records the outcome of one ref's request in one transaction, with the
+    /// budget the answer announced and the run's counters.
+    fn record(&mut self, number: u32, outcome: Outcome<'_>, fetched: &Fetched) -> Result<()> {
         let repo = self.repo.clone();
         let requests = self.summary.requests;
         let settled = self.store.write(|w| {
-            w.store_item(number, item, etag)?;
-            let settled = w.resolve_ref(&repo, number, kind_of(item), moved_to)?;
+            let settled = match &outcome {
+                Outcome::Found {
+                    item,
+                    etag,
+                    moved_to,
+                } => {
+                    w.store_item(number, item, *etag)?;
+                    w.resolve_ref(&repo, number, kind_of(item), *moved_to)?
+                }
+                Outcome::Unchanged { kind } => w.resolve_ref(&repo, number, kind, None)?,
+                Outcome::Settled { why } => w.settle_ref(&repo, number, why)?,
+            };
             if let Some(rate) = fetched.rate {
                 w.set_rate(&repo, to_rate(rate))?;
             }
-            w.count(self.run, requests, u64::from(settled), 0, None)?;
+            let failed = matches!(outcome, Outcome::Settled { .. });
+            w.count(
+                self.run,
+                requests,
+                u64::from(settled && !failed),
+                u64::from(settled && failed),
+                None,
+            )?;
             Ok(settled)
         })?;
         self.pending.remove(&number);
         if settled {
-            if item.is_pr() {
-                self.summary.prs += 1;
-            } else {
-                self.summary.issues += 1;
+            match outcome {
+                Outcome::Settled { .. } => self.summary.failed += 1,
+                Outcome::Found { item, .. } if item.is_pr() => self.summary.prs += 1,
+                Outcome::Unchanged { kind: "pr" } => self.summary.prs += 1,
+                _ => self.summary.issues += 1,
             }
-        }
-        self.progress.set(self.summary.settled());
-        self.succeeded()
-    }
-
-    /// A 304: what we hold is current; the ref is resolved as it stands.
-    fn unchanged(&mut self, number: u32, kind: &str, fetched: &Fetched) -> Result<()> {
-        let repo = self.repo.clone();
-        let requests = self.summary.requests;
-        let settled = self.store.write(|w| {
-            let settled = w.resolve_ref(&repo, number, kind, None)?;
-            if let Some(rate) = fetched.rate {
-                w.set_rate(&repo, to_rate(rate))?;
-            }
-            w.count(self.run, requests, u64::from(settled), 0, None)?;
-            Ok(settled)
-        })?;
-        self.pending.remove(&number);
-        if settled {
-            if kind == "pr" {
-                self.summary.prs += 1;
-            } else {
-                self.summary.issues += 1;
-            }
-        }
-        self.progress.set(self.summary.settled());
-        self.succeeded()
-    }
-
-    fn settle(&mut self, number: u32, why: &str, fetched: &Fetched) -> Result<()> {
-        let repo = self.repo.clone();
-        let requests = self.summary.requests;
-        let settled = self.store.write(|w| {
-            let settled = w.settle_ref(&repo, number, why)?;
-            if let Some(rate) = fetched.rate {
-                w.set_rate(&repo, to_rate(rate))?;
-            }
-            w.count(self.run, requests, 0, u64::from(settled), None)?;
-            Ok(settled)
-        })?;
-        self.pending.remove(&number);
-        if settled {
-            self.summary.failed += 1;
         }
         self.progress.set(self.summary.settled());
         self.succeeded()

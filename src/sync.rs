@@ -95,6 +95,16 @@ enum Outcome<'a> {
     Settled { why: &'a str },
 }
 
+/// What asking for one listing page came to.
+enum Listed {
+    /// A stop was asked for.
+    Stopped,
+    /// A limit or a transient failure, dealt with: ask again.
+    Again,
+    /// The answer (2xx, 301 or 304) and its items, decoded and complete.
+    Page(Box<Fetched>, Vec<Item>),
+}
+
 enum Step {
     Page(Url),
     Single(u32),
@@ -419,38 +429,49 @@ impl Drain<'_> {
             .write(|w| w.count(self.run, requests, 0, 0, error))
     }
 
-    /// One page of the listing. Returns false when interrupted.
-    fn page(&mut self, url: Url) -> Result<bool> {
-        let Some(fetched) = self.send(&url, None)? else {
-            return Ok(false);
+    /// Asks for one page of a listing (conditionally when `etag` is given)
+    /// and decodes it, its PRs completed. Limits and transient failures are
+    /// dealt with here and come back as [`Listed::Again`].
+    fn list(&mut self, url: &Url, etag: Option<&str>) -> Result<Listed> {
+        let Some(fetched) = self.send(url, etag)? else {
+            return Ok(Listed::Stopped);
         };
         if self.common(&fetched.answer, None)? {
-            return Ok(true);
+            return Ok(Listed::Again);
         }
+        let mut items = match &fetched.answer {
+            Answer::Ok => match Item::list_from_github(&fetched.body) {
+                Ok(items) => items,
+                Err(why) => {
+                    self.common(&Answer::Transient(why), None)?;
+                    return Ok(Listed::Again);
+                }
+            },
+            Answer::Moved(_) | Answer::NotModified => Vec::new(),
+            Answer::NotFound | Answer::Gone => return Err(self.repository_missing()),
+            other => bail!("unexpected answer to a listing: {other:?}"),
+        };
+        for item in &mut items {
+            if !self.complete(item)? {
+                return Ok(Listed::Stopped);
+            }
+        }
+        Ok(Listed::Page(Box::new(fetched), items))
+    }
+
+    /// One page of the listing. Returns false when interrupted.
+    fn page(&mut self, url: Url) -> Result<bool> {
+        let (fetched, items) = match self.list(&url, None)? {
+            Listed::Stopped => return Ok(false),
+            Listed::Again => return Ok(true),
+            Listed::Page(fetched, items) => (*fetched, items),
+        };
         let next = match &fetched.answer {
             Answer::Ok => fetched.next.clone(),
             // A renamed repository: its listing lives on under the new name.
             Answer::Moved(to) => Some(to.clone()),
-            Answer::NotFound | Answer::Gone => return Err(self.repository_missing()),
             other => bail!("unexpected answer to the listing: {other:?}"),
         };
-        let items = if fetched.answer == Answer::Ok {
-            match Item::list_from_github(&fetched.body) {
-                Ok(items) => items,
-                Err(why) => {
-                    self.common(&Answer::Transient(why), None)?;
-                    return Ok(true);
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let mut items = items;
-        for item in &mut items {
-            if !self.complete(item)? {
-                return Ok(false);
-            }
-        }
         let floor = items.iter().map(|i| i.number).min();
         let next = next.filter(|url| {
             let ok = self.forge.may_follow(url);
@@ -531,29 +552,13 @@ impl Drain<'_> {
                     self.last_failure.as_deref().unwrap_or("unknown")
                 )));
             }
-            let Some(fetched) = self.send(&url, etag.as_deref())? else {
-                return Ok(End::Interrupted);
+            let (fetched, items) = match self.list(&url, etag.as_deref())? {
+                Listed::Stopped => return Ok(End::Interrupted),
+                Listed::Again => continue,
+                Listed::Page(fetched, items) => (*fetched, items),
             };
-            if self.common(&fetched.answer, None)? {
-                continue;
-            }
-            let items = match &fetched.answer {
-                Answer::NotModified => Vec::new(),
-                Answer::Ok => match Item::list_from_github(&fetched.body) {
-                    Ok(items) => items,
-                    Err(why) => {
-                        self.common(&Answer::Transient(why), None)?;
-                        continue;
-                    }
-                },
-                Answer::NotFound | Answer::Gone => return Err(self.repository_missing()),
-                other => bail!("unexpected answer while refreshing: {other:?}"),
-            };
-            let mut items = items;
-            for item in &mut items {
-                if !self.complete(item)? {
-                    return Ok(End::Interrupted);
-                }
+            if let Answer::Moved(_) = fetched.answer {
+                bail!("unexpected answer while refreshing: {:?}", fetched.answer);
             }
             let newest = items
                 .iter()

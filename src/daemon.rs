@@ -74,19 +74,12 @@ impl SyncLock {
             .write_all_at(format!("{pid}\n").as_bytes(), 0)
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Who holds the lock, if anyone. Reads only: opens an existing PID file
 /// (never creating one), tries a shared lock and lets go at once.
 pub fn holder(home: &PatinaHome, forge: &ForgeName) -> Result<Option<Busy>> {
-    let path = home
-        .dir()
-        .join("run")
-        .join(format!("forge-sync-{}-{}.pid", forge.owner, forge.name));
+    let path = home.pid_file(&forge.owner, &forge.name);
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())

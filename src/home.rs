@@ -66,10 +66,6 @@ impl PatinaHome {
         Self { dir: dir.into() }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// `$PATINA_HOME/run/`, created owner-only: PID files and pace ledgers.
     pub fn run_dir(&self) -> Result<PathBuf> {
         private_dir(&self.dir.join("run"))

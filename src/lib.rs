@@ -402,7 +402,7 @@ fn connect(
              60 requests an hour without one",
         );
     }
-    let forge = GitHub::new(base, target.forge.repo.clone(), token.map(|(t, _)| t))?;
+    let forge = GitHub::new(base, target.forge.repo.clone(), token)?;
     let pace = Pace::new(home, &forge.host_key(), options.delay)?;
     Ok((forge, pace))
 }

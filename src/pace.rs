@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -67,10 +67,6 @@ impl Pace {
             path: run.join(format!("pace-{}.json", file_safe(host_key))),
             delay,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Blocks until this process may send a request, and reserves that slot;

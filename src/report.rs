@@ -355,16 +355,6 @@ impl Progress {
         }
     }
 
-    /// Quiet: no bar and no progress lines (messages still go to stderr).
-    pub fn plain() -> Self {
-        Self {
-            bar: None,
-            total: 0,
-            done: 0,
-            last_line: std::time::Instant::now(),
-        }
-    }
-
     pub fn start(&mut self, total: u64) {
         self.total = total;
         if let Some(bar) = &self.bar {

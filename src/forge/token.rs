@@ -20,36 +20,15 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Where a token was found, for `--status` and messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    GithubToken,
-    GhToken,
-    GhCli,
-}
-
-impl Source {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Source::GithubToken => "GITHUB_TOKEN",
-            Source::GhToken => "GH_TOKEN",
-            Source::GhCli => "gh auth token",
-        }
-    }
-}
-
 /// `GITHUB_TOKEN`, else `GH_TOKEN`, else `gh auth token --hostname HOST`
 /// when `gh` is installed, else none.
-pub fn find(host: &str) -> Option<(Token, Source)> {
-    for (var, source) in [
-        ("GITHUB_TOKEN", Source::GithubToken),
-        ("GH_TOKEN", Source::GhToken),
-    ] {
+pub fn find(host: &str) -> Option<Token> {
+    for var in ["GITHUB_TOKEN", "GH_TOKEN"] {
         if let Some(value) = std::env::var(var).ok().and_then(clean) {
-            return Some((Token(value), source));
+            return Some(Token(value));
         }
     }
-    from_gh(host).map(|t| (t, Source::GhCli))
+    from_gh(host)
 }
 
 fn from_gh(host: &str) -> Option<Token> {

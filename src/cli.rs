@@ -179,6 +179,19 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "750ms", value_parser = humantime::parse_duration, help_heading = "Forge")]
     pub delay: Duration,
 
+    /// Longest wait for one answer, before it counts as a failure and is asked again
+    ///
+    /// A GraphQL batch that times out is asked again smaller. A humantime duration.
+    #[arg(long, value_name = "DURATION", default_value = "30s", env = "PATINA_FORGE_TIMEOUT", value_parser = humantime::parse_duration, help_heading = "Forge")]
+    pub timeout: Duration,
+
+    /// Which of GitHub's APIs resolves the backlog
+    ///
+    /// auto: GraphQL batches (up to 100 refs a request, with comments, approvals and
+    /// linked issues) when a token is set and the host serves GraphQL, else REST.
+    #[arg(long, value_name = "API", value_enum, default_value_t = ApiChoice::Auto, help_heading = "Forge")]
+    pub api: ApiChoice,
+
     /// With --status: print one JSON object instead of text (stable field names)
     ///
     /// Fields (more may be added, none renamed): repo ("owner/name"), running (bool),
@@ -187,7 +200,8 @@ pub struct Cli {
     /// rate_per_min (measured over the latest run, or null), eta_seconds (or null),
     /// last_error (or null), rate_limit ({remaining, limit, reset (RFC 3339)} as last seen,
     /// or null), last_run ({state: running|finished|interrupted|failed, started, ended}, or
-    /// null), last_refresh ({at, changed}, or null).
+    /// null), last_refresh ({at, changed}, or null), api ("graphql" or "rest", as the latest
+    /// drain used, or null), api_note (why REST, or null).
     #[arg(long, requires = "status", help_heading = "Output")]
     pub json: bool,
 }
@@ -203,4 +217,12 @@ fn parse_repo_name(value: &str) -> Result<String, String> {
 
 fn parse_forge(value: &str) -> Result<ForgeName, String> {
     ForgeName::parse(value)
+}
+
+/// `--api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiChoice {
+    Auto,
+    Graphql,
+    Rest,
 }

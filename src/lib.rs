@@ -54,6 +54,8 @@ pub enum Mode {
 pub struct ForgeOptions {
     pub api_url: Option<String>,
     pub delay: Duration,
+    pub timeout: Duration,
+    pub api: cli::ApiChoice,
     /// Refresh everything, not only what changed (`--full`).
     pub full: bool,
 }
@@ -93,6 +95,8 @@ impl From<cli::Cli> for Config {
             forge: ForgeOptions {
                 api_url: cli.api_url,
                 delay: cli.delay,
+                timeout: cli.timeout,
+                api: cli.api,
                 full: cli.full,
             },
         }
@@ -192,6 +196,11 @@ fn drain(
         return Ok(());
     }
     let (forge, pace) = connect(home, target, options, true)?;
+    let (graphql, api_note) = match (options.api, forge.has_token()) {
+        (cli::ApiChoice::Rest, _) => (false, Some("--api rest".to_owned())),
+        (_, true) => (true, None),
+        (_, false) => (false, Some("no token".to_owned())),
+    };
     let mut progress = report::Progress::new();
     let summary = sync::drain(
         &mut store,
@@ -203,6 +212,8 @@ fn drain(
             limit,
             mode,
             refresh,
+            graphql,
+            api_note,
         },
     )?;
     match (nothing_pending, summary.refreshed) {
@@ -396,13 +407,18 @@ fn connect(
 ) -> Result<(GitHub, Pace)> {
     let base = github::api_base(&target.forge.host, options.api_url.as_deref())?;
     let token = token::find(&target.forge.host);
+    if token.is_none() && draining && options.api == cli::ApiChoice::Graphql {
+        anyhow::bail!(
+            "--api graphql needs a token: set GITHUB_TOKEN (or GH_TOKEN, or run `gh auth login`)"
+        );
+    }
     if token.is_none() && draining {
         report::note(
             "note: no GitHub token (GITHUB_TOKEN, GH_TOKEN or `gh auth login`): GitHub allows \
              60 requests an hour without one",
         );
     }
-    let forge = GitHub::new(base, target.forge.repo.clone(), token)?;
+    let forge = GitHub::new(base, target.forge.repo.clone(), token, options.timeout)?;
     let pace = Pace::new(home, &forge.host_key(), options.delay)?;
     Ok((forge, pace))
 }
@@ -415,6 +431,8 @@ fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) 
             let mut status = report::Status::new(repo.clone(), store.counts(&repo)?);
             let state = store.sync_state(&repo)?;
             status.rate_limit = state.rate.map(report::RateLimit::from);
+            status.api = state.api;
+            status.api_note = state.api_note;
             status.last_refresh = report::LastRefresh::from_state(&store.refresh_state(&repo)?);
             if let Some(run) = store.latest_run(&repo)? {
                 let now = std::time::SystemTime::now();

@@ -94,6 +94,10 @@ pub struct Status {
     pub last_run: Option<LastRun>,
     /// When the last refresh ran and how many items it brought (or null).
     pub last_refresh: Option<LastRefresh>,
+    /// The API the latest drain resolved through: "graphql" or "rest" (or null).
+    pub api: Option<String>,
+    /// Why REST, when it is ("no token", "--api rest", the host's answer).
+    pub api_note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -234,6 +238,8 @@ impl Status {
             rate_limit: None,
             last_run: None,
             last_refresh: None,
+            api: None,
+            api_note: None,
         }
     }
 
@@ -290,10 +296,21 @@ impl Status {
                 )
             )?;
         }
+        match (self.api.as_deref(), self.api_note.as_deref()) {
+            (Some("graphql"), _) => writeln!(out, "API: GraphQL batches")?,
+            (Some(api), Some(note)) => writeln!(out, "API: {} ({note})", api.to_uppercase())?,
+            (Some(api), None) => writeln!(out, "API: {}", api.to_uppercase())?,
+            (None, _) => {}
+        }
         if let Some(rate) = &self.rate_limit {
+            let unit = if self.api.as_deref() == Some("graphql") {
+                " points"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "Rate limit: {} / {} left, resets {}",
+                "Rate limit: {} / {}{unit} left, resets {}",
                 thousands(rate.remaining),
                 thousands(rate.limit),
                 rate.reset

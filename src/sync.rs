@@ -8,19 +8,26 @@
 //! requests than asking for them one by one. Everything else gets one
 //! `GET /issues/{n}`, which answers for issues and PRs alike: newest
 //! mentioning commit first, then the range from the top down.
+//!
+//! With a token, GraphQL replaces both: one query asks for up to 100 numbers
+//! (any mix of issues, PRs and missing numbers) with their comments,
+//! approvals and linked issues. The batch shrinks when answers are slow or
+//! the forge gives up on them (502, 504, a timeout), and grows back while
+//! they are fast. A host without GraphQL (404) falls back to REST.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow, bail};
 use reqwest::Url;
 
 use crate::forge::github::{Answer, Fetched, GitHub, Limit, PER_PAGE};
+use crate::forge::graphql::{self, MAX_BATCH, Node};
 use crate::forge::{Item, Kind, MergedAt};
 use crate::pace::{Pace, Turn};
 use crate::report::{Progress, count, thousands};
 use crate::signals;
-use crate::store::{Candidate, Rate, RunState, Store};
+use crate::store::{Candidate, Rate, RunState, Store, Writer};
 
 /// Transient failures in a row after which the drain stops and leaves the
 /// rest pending for a later run.
@@ -31,6 +38,12 @@ const MAX_TRIES_PER_RUN: u32 = 3;
 const RETRY_BASE: Duration = Duration::from_secs(30);
 /// Waiting longer than this for a deferred ref ends the run instead.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10 * 60);
+/// The first GraphQL batch of a run; it doubles while answers are fast.
+const BATCH_START: usize = 50;
+/// An answer faster than this lets the batch grow…
+const FAST: Duration = Duration::from_secs(2);
+/// … and one slower than this makes it shrink: GitHub gives up at 10 s.
+const SLOW: Duration = Duration::from_secs(5);
 
 pub struct Options {
     /// At most this many refs settled; `None` drains everything.
@@ -39,6 +52,10 @@ pub struct Options {
     pub mode: &'static str,
     /// After the backlog is drained, bring in what changed on the forge.
     pub refresh: Refresh,
+    /// Resolve in GraphQL batches (a token is set); else REST.
+    pub graphql: bool,
+    /// Why REST, when it is: shown by status.
+    pub api_note: Option<String>,
 }
 
 /// Whether a drain ends with a refresh.
@@ -73,6 +90,8 @@ pub struct Summary {
     pub end: Option<End>,
     /// Items a refresh found new or changed, when one ran to its end.
     pub refreshed: Option<u64>,
+    /// GraphQL points spent (`rateLimit.cost`), when GraphQL was used.
+    pub points: Option<u64>,
 }
 
 impl Summary {
@@ -95,6 +114,15 @@ enum Outcome<'a> {
     Settled { why: &'a str },
 }
 
+/// What asking for one GraphQL batch came to.
+enum Asked {
+    Stopped,
+    /// Dealt with (a limit, a failure, a smaller batch, REST from now on):
+    /// ask again.
+    Again,
+    Answer(Box<Fetched>, graphql::Batch),
+}
+
 /// What asking for one listing page came to.
 enum Listed {
     /// A stop was asked for.
@@ -108,6 +136,7 @@ enum Listed {
 enum Step {
     Page(Url),
     Single(u32),
+    Batch(Vec<u32>),
     Wait(SystemTime),
     Done,
 }
@@ -132,6 +161,8 @@ pub struct Drain<'a> {
     last_failure: Option<String>,
     repo_confirmed: bool,
     limited: bool,
+    /// The GraphQL batch size; `None` is REST.
+    batch: Option<usize>,
 }
 
 pub fn drain(
@@ -183,7 +214,16 @@ pub fn drain(
         last_failure: None,
         repo_confirmed: false,
         limited: false,
+        batch: options.graphql.then_some(BATCH_START),
     };
+    let api = if options.graphql { "graphql" } else { "rest" };
+    let repo = drain.repo.clone();
+    drain
+        .store
+        .write(|w| w.set_api(&repo, api, options.api_note.as_deref()))?;
+    if options.graphql {
+        drain.summary.points = Some(0);
+    }
     let mut outcome = drain.run();
     if let (Ok(End::Done), Refresh::Changed | Refresh::Full) = (&outcome, options.refresh) {
         outcome = drain.refresh(options.refresh == Refresh::Full);
@@ -197,7 +237,7 @@ pub fn drain(
     drain.store.finish_run(run, state, error.as_deref())?;
     drain.progress.finish();
     let mut summary = drain.summary;
-    summary.pending = drain.store.pending(repo)?;
+    summary.pending = drain.store.pending(&repo)?;
     summary.end = Some(outcome?);
     Ok(summary)
 }
@@ -230,6 +270,11 @@ impl Drain<'_> {
                         return Ok(End::Interrupted);
                     }
                 }
+                Step::Batch(numbers) => {
+                    if !self.batch(&numbers)? {
+                        return Ok(End::Interrupted);
+                    }
+                }
                 Step::Wait(until) => {
                     let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
                     self.progress.log(&format!(
@@ -256,13 +301,19 @@ impl Drain<'_> {
         if self.pending.is_empty() {
             return Ok(Step::Done);
         }
-        if self.budget() >= u64::from(PER_PAGE)
+        if self.batch.is_none()
+            && self.budget() >= u64::from(PER_PAGE)
             && let Some(url) = self.next_page()?
         {
             return Ok(Step::Page(url));
         }
+        let room = match self.batch {
+            Some(size) => size.min(usize::try_from(self.budget()).unwrap_or(usize::MAX)),
+            None => 1,
+        };
         let now = SystemTime::now();
         let mut soonest: Option<SystemTime> = None;
+        let mut chosen = Vec::new();
         for c in &self.order {
             if !self.pending.contains(&c.number)
                 || self.tries.get(&c.number).copied().unwrap_or(0) >= MAX_TRIES_PER_RUN
@@ -271,8 +322,18 @@ impl Drain<'_> {
             }
             match self.not_before.get(&c.number) {
                 Some(&at) if at > now => soonest = Some(soonest.map_or(at, |s| s.min(at))),
-                _ => return Ok(Step::Single(c.number)),
+                _ => {
+                    chosen.push(c.number);
+                    if chosen.len() >= room {
+                        break;
+                    }
+                }
             }
+        }
+        match (self.batch, chosen.as_slice()) {
+            (_, []) => {}
+            (None, [number]) => return Ok(Step::Single(*number)),
+            _ => return Ok(Step::Batch(chosen)),
         }
         Ok(match soonest {
             Some(at) if at.duration_since(now).unwrap_or_default() <= MAX_RETRY_WAIT => {
@@ -319,6 +380,17 @@ impl Drain<'_> {
     /// Waits for a turn and sends one request (conditional when `etag` is
     /// given); `None` when a stop came first.
     fn send(&mut self, url: &Url, etag: Option<&str>) -> Result<Option<Fetched>> {
+        self.send_with(|forge| forge.fetch(url, etag), true)
+    }
+
+    /// Waits for a turn and sends what `request` sends; `budget`: feed the
+    /// answer's rate-limit headers to the ledger (GraphQL's are points,
+    /// fed by the caller as requests).
+    fn send_with(
+        &mut self,
+        request: impl FnOnce(&GitHub) -> Result<Fetched>,
+        budget: bool,
+    ) -> Result<Option<Fetched>> {
         let progress = &mut *self.progress;
         let turn = self.pace.wait_turn(None, &mut |wait, reason| {
             progress.log(&format!(
@@ -330,15 +402,16 @@ impl Drain<'_> {
             return Ok(None);
         }
         self.summary.requests += 1;
-        match self.forge.fetch(url, etag) {
+        match request(self.forge) {
             Ok(fetched) => {
-                if let Some(rate) = fetched.rate {
+                if let (Some(rate), true) = (fetched.rate, budget) {
                     self.pace.budget(rate.remaining, rate.reset)?;
                 }
                 Ok(Some(fetched))
             }
             Err(e) => Ok(Some(Fetched {
                 answer: Answer::Transient(format!("{e:#}")),
+                status: 0,
                 body: Vec::new(),
                 etag: None,
                 rate: None,
@@ -430,7 +503,8 @@ impl Drain<'_> {
     }
 
     /// Asks for one page of a listing (conditionally when `etag` is given)
-    /// and decodes it, its PRs completed. Limits and transient failures are
+    /// and decodes it; closed PRs whose answer left `merged_at` out are the
+    /// caller's to complete, after the rest of the page is committed. Limits and transient failures are
     /// dealt with here and come back as [`Listed::Again`].
     fn list(&mut self, url: &Url, etag: Option<&str>) -> Result<Listed> {
         let Some(fetched) = self.send(url, etag)? else {
@@ -452,8 +526,11 @@ impl Drain<'_> {
             other => bail!("unexpected answer to a listing: {other:?}"),
         };
         for item in &mut items {
-            if !self.complete(item)? {
-                return Ok(Listed::Stopped);
+            // An open PR is not merged: no request needed to say so.
+            if item.open && needs_completion(item) {
+                item.kind = Kind::Pr {
+                    merged_at: MergedAt::Known(None),
+                };
             }
         }
         Ok(Listed::Page(Box::new(fetched), items))
@@ -482,6 +559,8 @@ impl Drain<'_> {
             ok
         });
         let end_of_listing = next.is_none() || (fetched.answer == Answer::Ok && items.is_empty());
+        let (items, later): (Vec<Item>, Vec<Item>) =
+            items.into_iter().partition(|i| !needs_completion(i));
         let repo = self.repo.clone();
         let requests = self.summary.requests;
         let (settled_issues, settled_prs) = self.store.write(|w| {
@@ -513,7 +592,39 @@ impl Drain<'_> {
         self.summary.prs += settled_prs;
         self.progress.set(self.summary.settled());
         self.succeeded()?;
+        // The page is committed; each PR that needs a request of its own is
+        // committed after its answer. One cut short stays pending, a gap
+        // below the listing for a single request later.
+        for mut item in later {
+            if !self.complete(&mut item)? {
+                return Ok(false);
+            }
+            self.store_found(&item)?;
+        }
         Ok(true)
+    }
+
+    /// Stores one item fetched as itself and resolves its ref, in one
+    /// transaction. Returns whether it was new or changed.
+    fn store_found(&mut self, item: &Item) -> Result<bool> {
+        let repo = self.repo.clone();
+        let requests = self.summary.requests;
+        let (changed, settled) = self.store.write(|w| {
+            let changed = w.store_item(item.number, item, None)?;
+            let settled = w.resolve_ref(&repo, item.number, kind_of(item), None)?;
+            w.count(self.run, requests, u64::from(settled), 0, None)?;
+            Ok((changed, settled))
+        })?;
+        self.pending.remove(&item.number);
+        if settled {
+            if item.is_pr() {
+                self.summary.prs += 1;
+            } else {
+                self.summary.issues += 1;
+            }
+        }
+        self.progress.set(self.summary.settled());
+        Ok(changed)
     }
 
     /// Brings in what changed on the forge since the high-water mark: the
@@ -560,6 +671,31 @@ impl Drain<'_> {
             if let Answer::Moved(_) = fetched.answer {
                 bail!("unexpected answer while refreshing: {:?}", fetched.answer);
             }
+            // REST tells what changed; GraphQL brings the changed items'
+            // discussion, before the page (and the mark) is committed.
+            let mut items = items;
+            if self.batch.is_some() {
+                let stale = items
+                    .iter()
+                    .filter(|i| {
+                        self.store
+                            .stored_updated_at(i.number, i.is_pr())
+                            .map_or(true, |at| at.as_deref() != Some(i.updated_at.as_str()))
+                    })
+                    .map(|i| i.number)
+                    .collect::<Vec<_>>();
+                let Some(mut richer) = self.details(&stale)? else {
+                    return Ok(End::Interrupted);
+                };
+                for item in &mut items {
+                    if let Some(rich) = richer.remove(&item.number)
+                        && rich.updated_at >= item.updated_at
+                        && rich.number == item.number
+                    {
+                        *item = rich;
+                    }
+                }
+            }
             let newest = items
                 .iter()
                 .map(|i| i.updated_at.as_str())
@@ -568,14 +704,9 @@ impl Drain<'_> {
             let repo = self.repo.clone();
             let requests = self.summary.requests;
             let is_first = url == first;
-            let page_changed = self.store.write(|w| {
-                let mut page_changed = 0;
-                for item in &items {
-                    if w.store_item(item.number, item, None)? {
-                        page_changed += 1;
-                    }
-                    w.resolve_ref(&repo, item.number, kind_of(item), None)?;
-                }
+            let run = self.run;
+            // The mark moves with the last of the page's items committed.
+            let mark = |w: &Writer<'_>| -> Result<()> {
                 if let Some(newest) = &newest {
                     w.advance_mark(newest)?;
                 }
@@ -585,17 +716,41 @@ impl Drain<'_> {
                 if let Some(rate) = fetched.rate {
                     w.set_rate(&repo, to_rate(rate))?;
                 }
-                w.count(self.run, requests, 0, 0, None)?;
+                w.count(run, requests, 0, 0, None)
+            };
+            let listed = items.len();
+            let (items, later): (Vec<Item>, Vec<Item>) =
+                items.into_iter().partition(|i| !needs_completion(i));
+            let mut page_changed = self.store.write(|w| {
+                let mut page_changed = 0;
+                for item in &items {
+                    if w.store_item(item.number, item, None)? {
+                        page_changed += 1;
+                    }
+                    w.resolve_ref(&repo, item.number, kind_of(item), None)?;
+                }
+                if later.is_empty() {
+                    mark(w)?;
+                }
                 Ok(page_changed)
             })?;
             for item in &items {
                 self.pending.remove(&item.number);
             }
+            if !later.is_empty() {
+                for mut item in later {
+                    if !self.complete(&mut item)? {
+                        return Ok(End::Interrupted);
+                    }
+                    page_changed += u64::from(self.store_found(&item)?);
+                }
+                self.store.write(mark)?;
+            }
             changed += page_changed;
             pages += 1;
             self.succeeded()?;
             match fetched.next.filter(|next| self.forge.may_follow(next)) {
-                Some(next) if fetched.answer == Answer::Ok && !items.is_empty() => {
+                Some(next) if fetched.answer == Answer::Ok && listed > 0 => {
                     url = next;
                     etag = None;
                 }
@@ -621,6 +776,222 @@ impl Drain<'_> {
             ));
         }
         Ok(End::Done)
+    }
+
+    /// Asks for `numbers` in one GraphQL query. Limits, failures, a
+    /// smaller batch and the fall-back to REST are dealt with here and come
+    /// back as [`Asked::Again`].
+    fn ask(&mut self, numbers: &[u32]) -> Result<Asked> {
+        let started = Instant::now();
+        let Some(fetched) = self.send_with(|forge| forge.fetch_batch(numbers), false)? else {
+            return Ok(Asked::Stopped);
+        };
+        let took = started.elapsed();
+        let size = self.batch.unwrap_or(1);
+        if matches!(fetched.answer, Answer::NotFound | Answer::Gone) {
+            // GraphQL is switched off on this host (GitHub Enterprise can).
+            let note = format!("the host answers {} to GraphQL", fetched.status);
+            self.progress
+                .log(&format!("{note}: resolving through REST from now on"));
+            self.batch = None;
+            self.summary.points = None;
+            let repo = self.repo.clone();
+            self.store
+                .write(|w| w.set_api(&repo, "rest", Some(&note)))?;
+            self.record_requests(None)?;
+            return Ok(Asked::Again);
+        }
+        // GitHub gave up on the query (502, 504) or we did (a timeout):
+        // too much at once. Smaller, and again, before it counts as failing.
+        let gave_up = matches!(fetched.status, 502 | 504)
+            || (fetched.status == 0
+                && matches!(&fetched.answer, Answer::Transient(why) if why.contains("timed out")));
+        if gave_up && size > 1 {
+            let smaller = (numbers.len().min(size) / 2).max(1);
+            self.batch = Some(smaller);
+            let why = match &fetched.answer {
+                Answer::Transient(why) => why.clone(),
+                other => format!("{other:?}"),
+            };
+            self.progress.log(&format!(
+                "GraphQL batch of {} failed ({why}): asking {smaller} at a time",
+                numbers.len()
+            ));
+            self.pace.hold_until(
+                SystemTime::now() + Duration::from_secs(1),
+                "backing off after a failure",
+            )?;
+            self.record_requests(Some(&why))?;
+            return Ok(Asked::Again);
+        }
+        let only = match numbers {
+            [n] => Some(*n),
+            _ => None,
+        };
+        if self.common(&fetched.answer, only)? {
+            return Ok(Asked::Again);
+        }
+        if fetched.answer != Answer::Ok {
+            let why = format!("unexpected answer to GraphQL: {:?}", fetched.answer);
+            self.common(&Answer::Transient(why), only)?;
+            return Ok(Asked::Again);
+        }
+        let batch = match graphql::decode(&fetched.body, numbers, &self.repo) {
+            Ok(batch) => batch,
+            Err(why) => {
+                self.common(&Answer::Transient(why), only)?;
+                return Ok(Asked::Again);
+            }
+        };
+        if let Some(points) = batch.rate {
+            // The ledger counts requests: what is left, in queries like this one.
+            self.pace
+                .budget(points.remaining / points.cost.max(1), points.reset)?;
+            if let Some(spent) = &mut self.summary.points {
+                *spent += points.cost;
+            }
+        } else if let Some(rate) = fetched.rate {
+            self.pace.budget(rate.remaining, rate.reset)?;
+        }
+        if batch.rate_limited {
+            let reset = fetched
+                .rate
+                .map(|r| r.reset)
+                .or(batch.rate.map(|p| p.reset))
+                .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
+            self.common(&Answer::Limited(Limit::Primary { reset }), None)?;
+            return Ok(Asked::Again);
+        }
+        if batch.repository_missing {
+            self.record_requests(None)?;
+            return Err(self.repository_missing());
+        }
+        if let Some(why) = &batch.failure {
+            self.common(&Answer::Transient(why.clone()), only)?;
+            return Ok(Asked::Again);
+        }
+        // Fast answers let the batch grow back; slow ones shrink it before
+        // GitHub starts giving up on it.
+        if let Some(size) = &mut self.batch {
+            if took > SLOW {
+                *size = (numbers.len() / 2).max(1);
+            } else if took < FAST && numbers.len() >= *size {
+                *size = (*size * 2).min(MAX_BATCH);
+            }
+        }
+        Ok(Asked::Answer(Box::new(fetched), batch))
+    }
+
+    /// One GraphQL batch of pending refs, recorded in one transaction.
+    /// Returns false when interrupted.
+    fn batch(&mut self, numbers: &[u32]) -> Result<bool> {
+        let (fetched, batch) = match self.ask(numbers)? {
+            Asked::Stopped => return Ok(false),
+            Asked::Again => return Ok(true),
+            Asked::Answer(fetched, batch) => (fetched, batch),
+        };
+        let repo = self.repo.clone();
+        let requests = self.summary.requests;
+        let now = unix_now();
+        let tries = &self.tries;
+        let (issues, prs, failed, deferred) = self.store.write(|w| {
+            let (mut issues, mut prs, mut failed) = (0, 0, 0);
+            let mut deferred = Vec::new();
+            for (number, node) in &batch.results {
+                match node {
+                    Node::Found(item) => {
+                        // A number that answers with another: the issue moved.
+                        let moved_to = (item.number != *number).then_some(item.url.as_str());
+                        w.store_item(*number, item, None)?;
+                        if w.resolve_ref(&repo, *number, kind_of(item), moved_to)? {
+                            if item.is_pr() {
+                                prs += 1;
+                            } else {
+                                issues += 1;
+                            }
+                        }
+                    }
+                    Node::NotFound => {
+                        if w.settle_ref(&repo, *number, "not found (GraphQL NOT_FOUND)")? {
+                            failed += 1;
+                        }
+                    }
+                    Node::Failed(why) => {
+                        let tried = tries.get(number).copied().unwrap_or(0);
+                        let retry = RETRY_BASE.saturating_mul(1 << tried.min(6));
+                        w.defer_ref(&repo, *number, why, now + retry.as_secs() as i64)?;
+                        deferred.push((*number, why.clone(), retry));
+                    }
+                }
+            }
+            if let Some(rate) = fetched.rate {
+                w.set_rate(&repo, to_rate(rate))?;
+            } else if let Some(points) = batch.rate {
+                w.set_rate(
+                    &repo,
+                    Rate {
+                        remaining: points.remaining,
+                        limit: points.limit,
+                        reset: unix_secs(points.reset),
+                    },
+                )?;
+            }
+            w.count(self.run, requests, issues + prs, failed, None)?;
+            Ok((issues, prs, failed, deferred))
+        })?;
+        for (number, node) in &batch.results {
+            if !matches!(node, Node::Failed(_)) {
+                self.pending.remove(number);
+            }
+        }
+        for (number, why, retry) in &deferred {
+            *self.tries.entry(*number).or_default() += 1;
+            self.not_before.insert(*number, SystemTime::now() + *retry);
+            self.progress.log(&format!("#{number}: {why} (will retry)"));
+        }
+        self.summary.issues += issues;
+        self.summary.prs += prs;
+        self.summary.failed += failed;
+        self.progress.set(self.summary.settled());
+        if deferred.len() == batch.results.len() && !deferred.is_empty() {
+            // Nothing in the batch came through: that is the forge failing.
+            self.failures_in_a_row += 1;
+            self.last_failure = deferred.first().map(|(_, why, _)| why.clone());
+            Ok(true)
+        } else {
+            self.succeeded()?;
+            Ok(true)
+        }
+    }
+
+    /// The GraphQL versions of `numbers` (with their discussion), for a
+    /// refresh page whose changed items REST listed. What cannot be had
+    /// (REST only, the forge failing) is simply absent. `None` when a stop
+    /// came first.
+    fn details(&mut self, numbers: &[u32]) -> Result<Option<HashMap<u32, Item>>> {
+        let mut found = HashMap::new();
+        let mut rest: &[u32] = numbers;
+        while !rest.is_empty() {
+            let Some(size) = self.batch else { break };
+            if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                break;
+            }
+            let chunk = &rest[..size.min(rest.len())];
+            match self.ask(chunk)? {
+                Asked::Stopped => return Ok(None),
+                Asked::Again => continue,
+                Asked::Answer(_, batch) => {
+                    for (number, node) in batch.results {
+                        if let Node::Found(item) = node {
+                            found.insert(number, *item);
+                        }
+                    }
+                    self.succeeded()?;
+                    rest = &rest[chunk.len()..];
+                }
+            }
+        }
+        Ok(Some(found))
     }
 
     /// One ref by itself. Returns false when interrupted.
@@ -822,7 +1193,8 @@ impl Drain<'_> {
     }
 
     /// A closed PR whose answer left `merged_at` out needs its own request
-    /// to tell merged from closed. Returns false when interrupted.
+    /// to tell merged from closed. Returns false when interrupted. An answer
+    /// that does not decode is a failure like any other: asked again.
     fn complete(&mut self, item: &mut Item) -> Result<bool> {
         let Kind::Pr { merged_at } = &item.kind else {
             return Ok(true);
@@ -851,11 +1223,22 @@ impl Drain<'_> {
                 continue;
             }
             let merged_at = match fetched.answer {
-                Answer::Ok => {
-                    crate::forge::merged_at_from_pull(&fetched.body).map_err(|e| anyhow!(e))?
-                }
+                Answer::Ok => match crate::forge::merged_at_from_pull(&fetched.body) {
+                    Ok(at) => at,
+                    Err(why) => {
+                        self.common(&Answer::Transient(why), None)?;
+                        if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                            bail!(
+                                "cannot tell whether PR #{} was merged: the forge keeps failing",
+                                item.number
+                            );
+                        }
+                        continue;
+                    }
+                },
                 _ => None,
             };
+            self.succeeded()?;
             item.kind = Kind::Pr {
                 merged_at: MergedAt::Known(merged_at),
             };
@@ -884,6 +1267,16 @@ pub fn listing_pays(pending: &BTreeSet<u32>, floor: u32) -> bool {
         .any(|(i, &n)| (i as u64 + 1) > u64::from(floor - n).div_ceil(per_page).max(1))
 }
 
+/// A closed PR whose answer did not say whether it was merged.
+fn needs_completion(item: &Item) -> bool {
+    matches!(
+        item.kind,
+        Kind::Pr {
+            merged_at: MergedAt::Unknown
+        }
+    )
+}
+
 fn kind_of(item: &Item) -> &'static str {
     if item.is_pr() { "pr" } else { "issue" }
 }
@@ -897,6 +1290,11 @@ fn to_rate(rate: crate::forge::github::RateInfo) -> Rate {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     }
+}
+
+fn unix_secs(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn unix_now() -> i64 {
@@ -938,7 +1336,15 @@ pub fn print_summary(out: &mut impl std::io::Write, summary: &Summary) -> std::i
         thousands(summary.failed)
     )?;
     writeln!(out, "Pending: {}", thousands(summary.pending))?;
-    writeln!(out, "Requests: {}", thousands(summary.requests))?;
+    match summary.points {
+        Some(points) => writeln!(
+            out,
+            "Requests: {} (GraphQL: {} spent)",
+            thousands(summary.requests),
+            count(points, "point", "points")
+        )?,
+        None => writeln!(out, "Requests: {}", thousands(summary.requests))?,
+    }
     if let Some(changed) = summary.refreshed {
         writeln!(
             out,

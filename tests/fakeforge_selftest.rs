@@ -1256,3 +1256,846 @@ fn timestamps_round_trip() {
     }
     assert_eq!(default_created(1), "2020-01-01T00:10:00Z");
 }
+
+// ---- GraphQL -------------------------------------------------------------------
+
+const TOKEN: &str = "Bearer t0ken";
+
+/// POST `body` to `path` with a User-Agent, a JSON content type, its length
+/// and `headers`.
+fn try_post(f: &FakeForge, path: &str, body: &[u8], headers: &[(&str, &str)]) -> io::Result<Resp> {
+    let len = body.len().to_string();
+    let mut all = vec![
+        ("User-Agent", UA),
+        ("Content-Type", "application/json"),
+        ("Content-Length", len.as_str()),
+    ];
+    all.extend_from_slice(headers);
+    let mut bytes = request_bytes("POST", path, &all);
+    bytes.extend_from_slice(body);
+    let answer = exchange(&host(f), &bytes)?;
+    if answer.is_empty() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(parse(&answer))
+}
+
+/// POST a GraphQL query with variables and a token.
+fn graphql(f: &FakeForge, query: &str, variables: Value) -> Resp {
+    let body = serde_json::json!({"query": query, "variables": variables});
+    try_post(
+        f,
+        "/graphql",
+        body.to_string().as_bytes(),
+        &[("Authorization", TOKEN)],
+    )
+    .expect("an answer")
+}
+
+/// The client's batch query, as the brief gives it, for `numbers`.
+fn batch_query(numbers: &[u64]) -> String {
+    let mut q = String::from(
+        "query($owner: String!, $name: String!) {\n  rateLimit { cost remaining resetAt limit }\n  repository(owner: $owner, name: $name) {\n",
+    );
+    for n in numbers {
+        q.push_str(&format!(
+            "    n{n}: issueOrPullRequest(number: {n}) {{ ...item }}\n"
+        ));
+    }
+    q.push_str(BATCH_FRAGMENT);
+    q
+}
+
+const BATCH_FRAGMENT: &str = "  }
+}
+fragment item on IssueOrPullRequest {
+  __typename
+  ... on Issue {
+    number title body url createdAt updatedAt
+    issueState: state
+    author { login }
+    labels(first: 50) { nodes { name } }
+    comments(first: 20) { totalCount nodes { id author { login } body createdAt } }
+  }
+  ... on PullRequest {
+    number title body url createdAt updatedAt
+    prState: state
+    merged mergedAt
+    author { login }
+    labels(first: 50) { nodes { name } }
+    comments(first: 20) { totalCount nodes { id author { login } body createdAt } }
+    reviews(states: APPROVED) { totalCount }
+    closingIssuesReferences(first: 25) { nodes { number repository { nameWithOwner } } }
+  }
+}
+";
+
+fn acme() -> Value {
+    serde_json::json!({"owner": "acme", "name": "widget"})
+}
+
+fn rate_of(r: &Resp) -> (u64, u64, u64, u64) {
+    assert_eq!(r.header("x-ratelimit-resource"), Some("graphql"));
+    (
+        r.num("x-ratelimit-limit"),
+        r.num("x-ratelimit-remaining"),
+        r.num("x-ratelimit-used"),
+        r.num("x-ratelimit-reset"),
+    )
+}
+
+#[test]
+fn graphql_batch_query_answers_a_mixed_batch() {
+    let f = forge_with([
+        Item::issue(1, "Crash")
+            .labels(&["bug", "p1"])
+            .author(Some("alice"))
+            .comment(Some("bob"), "Same here", "2024-02-01T10:00:00Z")
+            .comment(None, "From a deleted account", "2024-02-02T10:00:00Z")
+            .closed(),
+        Item::pr(2, "Open PR")
+            .author(Some("bob"))
+            .review(Some("carol"), "APPROVED")
+            .review(Some("dave"), "CHANGES_REQUESTED")
+            .review(None, "APPROVED")
+            .review(Some("erin"), "COMMENTED"),
+        Item::pr(3, "Abandoned").closed(),
+        Item::pr(4, "Fix crash")
+            .merged("2024-05-01T10:00:00Z")
+            .closes(&[1])
+            .closes_in("other/lib", 9),
+        Item::issue(7, "Orphan").author(None).body(None),
+        Item::issue(8, "Moved"),
+    ]);
+    f.delete(R, 6);
+    f.transfer(R, 8, "acme/elsewhere", 1);
+    let query = batch_query(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let r = graphql(&f, &query, acme());
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let (limit, remaining, used, reset) = rate_of(&r);
+    assert_eq!((limit, remaining, used), (5000, 4999, 1));
+    let v = r.json();
+    assert_eq!(
+        v["data"]["rateLimit"],
+        serde_json::json!({"cost": 1, "remaining": 4999, "resetAt": iso(reset as i64), "limit": 5000})
+    );
+    let repo = &v["data"]["repository"];
+    assert_eq!(
+        repo["n1"],
+        serde_json::json!({
+            "__typename": "Issue",
+            "number": 1,
+            "title": "Crash",
+            "body": "Body of #1.",
+            "url": "https://github.com/acme/widget/issues/1",
+            "createdAt": default_created(1),
+            "updatedAt": default_created(1),
+            "issueState": "CLOSED",
+            "author": {"login": "alice"},
+            "labels": {"nodes": [{"name": "bug"}, {"name": "p1"}]},
+            "comments": {"totalCount": 2, "nodes": [
+                {"id": "IC_100001_1_1", "author": {"login": "bob"}, "body": "Same here",
+                 "createdAt": "2024-02-01T10:00:00Z"},
+                {"id": "IC_100001_1_2", "author": null, "body": "From a deleted account",
+                 "createdAt": "2024-02-02T10:00:00Z"},
+            ]},
+        })
+    );
+    assert_eq!(
+        repo["n4"],
+        serde_json::json!({
+            "__typename": "PullRequest",
+            "number": 4,
+            "title": "Fix crash",
+            "body": "Body of #4.",
+            "url": "https://github.com/acme/widget/pull/4",
+            "createdAt": default_created(4),
+            "updatedAt": "2024-05-01T10:00:00Z",
+            "prState": "MERGED",
+            "merged": true,
+            "mergedAt": "2024-05-01T10:00:00Z",
+            "author": {"login": "octocat"},
+            "labels": {"nodes": []},
+            "comments": {"totalCount": 0, "nodes": []},
+            "reviews": {"totalCount": 0},
+            "closingIssuesReferences": {"nodes": [
+                {"number": 1, "repository": {"nameWithOwner": "acme/widget"}},
+                {"number": 9, "repository": {"nameWithOwner": "other/lib"}},
+            ]},
+        })
+    );
+    // Approvals: only APPROVED reviews, a deleted reviewer's included.
+    assert_eq!(repo["n2"]["reviews"], serde_json::json!({"totalCount": 2}));
+    assert_eq!(
+        (&repo["n2"]["prState"], &repo["n2"]["merged"]),
+        (&Value::from("OPEN"), &Value::from(false))
+    );
+    assert!(repo["n2"]["mergedAt"].is_null());
+    assert_eq!(repo["n3"]["prState"], "CLOSED");
+    assert_eq!(repo["n3"]["merged"], false);
+    assert_eq!(repo["n7"]["author"], Value::Null);
+    assert_eq!(repo["n7"]["body"], "", "body is String!: null becomes \"\"");
+    for missing in ["n5", "n6", "n8"] {
+        assert!(repo.get(missing).is_some_and(Value::is_null), "{missing}");
+    }
+    let not_found = |n: u64, line: u64| {
+        serde_json::json!({
+            "type": "NOT_FOUND",
+            "path": ["repository", format!("n{n}")],
+            "locations": [{"line": line, "column": 5}],
+            "message": format!("Could not resolve to an issue or pull request with the number of {n}."),
+        })
+    };
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([not_found(5, 8), not_found(6, 9), not_found(8, 11)])
+    );
+    // Keys come in query order, as GraphQL wants.
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    assert!(text.starts_with(r#"{"data":{"rateLimit":{"cost":1,"remaining":4999,"#));
+    assert!(text.contains(r#""n1":{"__typename":"Issue","number":1,"title":"Crash","#));
+    assert!(text.find(r#""n7""#) < text.find(r#""n8""#));
+
+    let log = f.requests();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].method.as_str(), log[0].path.as_str()),
+        ("POST", "/graphql")
+    );
+    assert_eq!((log[0].status, log[0].counted), (200, true));
+    assert_eq!(log[0].header("authorization"), Some(TOKEN));
+    assert_eq!(f.graphql_queries(), vec![query]);
+    assert_eq!(f.graphql_rate_limit(), (5000, 4999, reset));
+    assert_eq!(f.rate_limit().1, 5000, "REST's budget is another one");
+
+    // REST counts the comments too.
+    assert_eq!(get(&f, "/repos/acme/widget/issues/1").json()["comments"], 2);
+    assert_eq!(get(&f, "/repos/acme/widget/pulls/4").json()["comments"], 0);
+    f.clear_log();
+    assert!(f.graphql_queries().is_empty());
+}
+
+#[test]
+fn graphql_aliases_variables_and_both_fragment_kinds() {
+    let f = forge_with([
+        Item::issue(1, "One").closed(),
+        Item::pr(2, "Two")
+            .labels(&["a", "b"])
+            .review(Some("carol"), "APPROVED")
+            .review(Some("dave"), "CHANGES_REQUESTED")
+            .review(Some("erin"), "COMMENTED")
+            .closes(&[1, 3]),
+        Item::issue(3, "Third"),
+    ]);
+    let query = r#"
+# A named operation among two, with comments, commas and every kind of selection.
+query Details($owner: String!, $name: String!, $n: Int!, $withBody: Boolean = false,
+              $states: [PullRequestReviewState!]) {
+  repository(owner: $owner, name: $name) {
+    nameWithOwner, name, owner { login __typename }
+    first: issue(number: $n) { ...core body @include(if: $withBody) }
+    second: pullRequest(number: 2) {
+      ... on PullRequest { ...core state }
+      ... { isDraft title @skip(if: true) }
+      reviews(first: 10, states: $states) { totalCount nodes { state author { login } } }
+      closingIssuesReferences(first: 5) { totalCount nodes { number title state } }
+      labels(first: 1) { totalCount nodes { name } pageInfo { hasNextPage endCursor } }
+      repository { nameWithOwner }
+    }
+    either: issueOrPullRequest(number: 1) {
+      __typename
+      ... on Issue { stateReason closed closedAt }
+    }
+  }
+}
+fragment core on IssueOrPullRequest {
+  __typename
+  ... on Issue { number title }
+  ... on PullRequest { number title merged }
+}
+query Other { rateLimit { cost } }
+"#;
+    let body = serde_json::json!({
+        "query": query,
+        "operationName": "Details",
+        "variables": {"owner": "ACME", "name": "Widget", "n": 1,
+                      "states": ["APPROVED", "CHANGES_REQUESTED"]},
+    });
+    let r = try_post(
+        &f,
+        "/graphql",
+        body.to_string().as_bytes(),
+        &[("Authorization", TOKEN)],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert!(v.get("errors").is_none(), "{v}");
+    let repo = &v["data"]["repository"];
+    let cursor = repo["second"]["labels"]["pageInfo"]["endCursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_string();
+    assert_eq!(
+        v["data"],
+        serde_json::json!({"repository": {
+            "nameWithOwner": "acme/widget",
+            "name": "widget",
+            "owner": {"login": "acme", "__typename": "Organization"},
+            "first": {"__typename": "Issue", "number": 1, "title": "One"},
+            "second": {
+                "__typename": "PullRequest", "number": 2, "title": "Two", "merged": false,
+                "state": "OPEN",
+                "isDraft": false,
+                "reviews": {"totalCount": 2, "nodes": [
+                    {"state": "APPROVED", "author": {"login": "carol"}},
+                    {"state": "CHANGES_REQUESTED", "author": {"login": "dave"}},
+                ]},
+                "closingIssuesReferences": {"totalCount": 2, "nodes": [
+                    {"number": 1, "title": "One", "state": "CLOSED"},
+                    {"number": 3, "title": "Third", "state": "OPEN"},
+                ]},
+                "labels": {"totalCount": 2, "nodes": [{"name": "a"}],
+                           "pageInfo": {"hasNextPage": true, "endCursor": cursor}},
+                "repository": {"nameWithOwner": "acme/widget"},
+            },
+            "either": {"__typename": "Issue", "stateReason": "COMPLETED", "closed": true,
+                       "closedAt": default_created(1)},
+        }})
+    );
+    // The same with the variable set: the @include'd field appears.
+    let body = serde_json::json!({
+        "query": query,
+        "operationName": "Details",
+        "variables": {"owner": "acme", "name": "widget", "n": 1, "withBody": true},
+    });
+    let r = try_post(
+        &f,
+        "/graphql",
+        body.to_string().as_bytes(),
+        &[("Authorization", TOKEN)],
+    )
+    .unwrap();
+    let v = r.json();
+    assert_eq!(v["data"]["repository"]["first"]["body"], "Body of #1.");
+    assert_eq!(
+        v["data"]["repository"]["second"]["reviews"]["totalCount"], 3,
+        "no states: every review"
+    );
+    // The other operation, by name.
+    let body = serde_json::json!({"query": query, "operationName": "Other"});
+    let r = try_post(
+        &f,
+        "/graphql",
+        body.to_string().as_bytes(),
+        &[("Authorization", TOKEN)],
+    )
+    .unwrap();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"data": {"rateLimit": {"cost": 1}}})
+    );
+    // The next page, through the cursor; edges as well as nodes.
+    let page2 = "query($after: String) { repository(owner: \"acme\", name: \"widget\") {
+        pullRequest(number: 2) { labels(first: 1, after: $after) {
+            edges { node { name } } pageInfo { hasNextPage hasPreviousPage } } } } }";
+    let v = graphql(&f, page2, serde_json::json!({"after": cursor})).json();
+    assert_eq!(
+        v["data"]["repository"]["pullRequest"]["labels"],
+        serde_json::json!({"edges": [{"node": {"name": "b"}}],
+                           "pageInfo": {"hasNextPage": false, "hasPreviousPage": true}})
+    );
+    // Block strings, escapes, booleans and null as arguments.
+    let odd = "{ repository(owner: \"\"\"\n    acme\n  \"\"\", name: \"wid\\u0067et\", followRenames: true) {
+        pullRequest(number: 2) { labels(first: 1, after: null) { totalCount nodes { name } } } } }";
+    let v = graphql(&f, odd, Value::Null).json();
+    assert_eq!(
+        v["data"]["repository"]["pullRequest"]["labels"],
+        serde_json::json!({"totalCount": 2, "nodes": [{"name": "a"}]}),
+        "{v}"
+    );
+    // A bare selection set, and __typename of the root.
+    let v = graphql(&f, "{ __typename }", Value::Null).json();
+    assert_eq!(v, serde_json::json!({"data": {"__typename": "Query"}}));
+}
+
+#[test]
+fn graphql_unknown_fields_get_githubs_error_and_cost_nothing() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let query = batch_query(&[1]).replace("issueState: state\n", "issueState: state\n    bogus\n");
+    let r = graphql(&f, &query, acme());
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(
+        v,
+        serde_json::json!({"errors": [{
+            "path": ["fragment item", "... on Issue", "bogus"],
+            "extensions": {"code": "undefinedField", "typeName": "Issue", "fieldName": "bogus"},
+            "locations": [{"line": 12, "column": 5}],
+            "message": "Field 'bogus' doesn't exist on type 'Issue'",
+        }]})
+    );
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    assert!(text.starts_with(r#"{"errors":[{"path":["#), "{text}");
+    // In the operation itself, under aliases; every error is reported.
+    let v = graphql(
+        &f,
+        "{ rl: rateLimit { c: cost nope } viewer { login } }",
+        Value::Null,
+    )
+    .json();
+    assert_eq!(
+        v,
+        serde_json::json!({"errors": [
+            {"path": ["query", "rl", "nope"],
+             "extensions": {"code": "undefinedField", "typeName": "RateLimit", "fieldName": "nope"},
+             "locations": [{"line": 1, "column": 27}],
+             "message": "Field 'nope' doesn't exist on type 'RateLimit'"},
+            {"path": ["query", "viewer"],
+             "extensions": {"code": "undefinedField", "typeName": "Query", "fieldName": "viewer"},
+             "locations": [{"line": 1, "column": 34}],
+             "message": "Field 'viewer' doesn't exist on type 'Query'"},
+        ]})
+    );
+    assert_eq!(f.graphql_rate_limit().1, 5000, "nothing charged");
+    assert!(f.requests().iter().all(|l| l.status == 200 && !l.counted));
+}
+
+#[test]
+fn graphql_validation_follows_githubs_rules() {
+    let f = forge_with([Item::pr(2, "Two")]);
+    let errors = |query: &str, variables: Value| -> Vec<Value> {
+        let v = graphql(&f, query, variables).json();
+        assert!(v.get("data").is_none(), "{v}");
+        v["errors"].as_array().expect("errors").clone()
+    };
+    let messages = |errs: &[Value]| -> Vec<String> {
+        errs.iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // `state` has two types on the union's members: it must be aliased apart.
+    let e = errors(
+        "{ repository(owner: \"acme\", name: \"widget\") { issueOrPullRequest(number: 2) {
+             ... on Issue { state } ... on PullRequest { state } } } }",
+        Value::Null,
+    );
+    assert_eq!(
+        messages(&e),
+        ["Field 'state' has a return_type conflict: `IssueState!` or `PullRequestState!`?"]
+    );
+    assert_eq!(e[0]["extensions"]["code"], "returnTypeConflict");
+    // Variables: declared and used, with the right types and values.
+    let e = errors(&batch_query(&[2]), serde_json::json!({"owner": "acme"}));
+    assert_eq!(
+        e,
+        vec![serde_json::json!({
+            "message": "Variable $name of type String! was provided invalid value",
+            "locations": [{"line": 1, "column": 24}],
+            "extensions": {"value": null,
+                           "problems": [{"path": [], "explanation": "Expected value to not be null"}]},
+        })]
+    );
+    let e = errors(
+        "query($n: Int, $unused: String) { repository(owner: \"acme\", name: $name) { issue(number: $n) { title } } }",
+        Value::Null,
+    );
+    assert_eq!(
+        messages(&e),
+        [
+            "Variable $name is used by anonymous query but not declared",
+            "Nullability mismatch on variable $n and argument number (Int / Int!)",
+            "Variable $unused is declared by anonymous query but not used",
+        ]
+    );
+    // Arguments and selections.
+    let e = errors(
+        "{ repository(owner: \"acme\") { issue(number: \"2\", foo: 1) { author } } }",
+        Value::Null,
+    );
+    assert_eq!(
+        messages(&e),
+        [
+            "Field 'repository' is missing required arguments: name",
+            "Argument 'number' on Field 'issue' has an invalid value (\"2\"). Expected type 'Int!'.",
+            "Field 'issue' doesn't accept argument 'foo'",
+            "Field must have selections (field 'author' returns Actor but has no selections. Did you mean 'author { ... }'?)",
+        ]
+    );
+    // Fragments: defined, used, on a type that can be there.
+    let e = errors(
+        "{ rateLimit { ...nope ... on Issue { title } } } fragment unused on Issue { title }",
+        Value::Null,
+    );
+    assert_eq!(
+        messages(&e),
+        [
+            "Fragment nope was used, but not defined",
+            "Fragment on Issue can't be spread inside RateLimit",
+            "Fragment unused was defined, but not used",
+        ]
+    );
+    // GitHub's own: at most 100 per page, and a page size for every list.
+    let e = errors(
+        "{ repository(owner: \"acme\", name: \"widget\") { pullRequest(number: 2) {
+             labels(first: 101) { nodes { name } } comments { nodes { body } } } } }",
+        Value::Null,
+    );
+    assert_eq!(
+        e,
+        vec![
+            serde_json::json!({
+                "type": "EXCESSIVE_PAGINATION",
+                "path": ["repository", "pullRequest", "labels"],
+                "locations": [{"line": 2, "column": 14}],
+                "message": "Requesting 101 records on the `labels` connection exceeds the `first` limit of 100 records.",
+            }),
+            serde_json::json!({
+                "type": "MISSING_PAGINATION_BOUNDARIES",
+                "path": ["repository", "pullRequest", "comments"],
+                "locations": [{"line": 2, "column": 52}],
+                "message": "You must provide a `first` or `last` value to properly paginate the `comments` connection.",
+            }),
+        ]
+    );
+    // A count alone needs no page size (as the batch query's `reviews`).
+    let v = graphql(
+        &f,
+        "{ repository(owner: \"acme\", name: \"widget\") { pullRequest(number: 2) { comments { totalCount } } } }",
+        Value::Null,
+    )
+    .json();
+    assert_eq!(
+        v["data"]["repository"]["pullRequest"]["comments"]["totalCount"],
+        0
+    );
+    assert_eq!(
+        f.graphql_rate_limit().1,
+        4999,
+        "only the valid query was charged"
+    );
+}
+
+#[test]
+fn graphql_syntax_errors_and_bad_bodies() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let v = graphql(&f, "query { rateLimit { cost } } }", Value::Null).json();
+    assert_eq!(
+        v,
+        serde_json::json!({"errors": [{
+            "message": "Parse error on \"}\" (RCURLY) at [1, 30]",
+            "locations": [{"line": 1, "column": 30}],
+        }]})
+    );
+    let v = graphql(
+        &f,
+        "{\n  repository(owner: \"a\" name: \"b\") {\n    issue(number: 1 { title }",
+        Value::Null,
+    )
+    .json();
+    assert_eq!(
+        v["errors"][0]["message"],
+        "Parse error on \"{\" (LCURLY) at [3, 21]"
+    );
+    let v = graphql(&f, "{ rateLimit { cost }", Value::Null).json();
+    assert_eq!(
+        v,
+        serde_json::json!({"errors": [{"message": "Unexpected end of document", "locations": []}]})
+    );
+    let v = graphql(&f, "{ rateLimit { cost % } }", Value::Null).json();
+    assert_eq!(
+        v["errors"][0]["message"],
+        "Parse error on \"%\" (UNKNOWN_CHAR) at [1, 20]"
+    );
+    let r = try_post(&f, "/graphql", b"{not json", &[("Authorization", TOKEN)]).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Problems parsing JSON");
+    let r = try_post(
+        &f,
+        "/graphql",
+        b"{\"variables\": {}}",
+        &[("Authorization", TOKEN)],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"errors": [{"message": "A query attribute must be specified and must be a string."}]})
+    );
+    let queries = f.graphql_queries();
+    assert_eq!(queries.len(), 6);
+    assert_eq!(queries[0], "query { rateLimit { cost } } }");
+    assert_eq!(queries[4..], ["{not json", "{\"variables\": {}}"]);
+    assert_eq!(f.graphql_rate_limit().1, 5000);
+}
+
+#[test]
+fn graphql_repository_not_found_and_case_insensitive_names() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let v = graphql(
+        &f,
+        &batch_query(&[1]),
+        serde_json::json!({"owner": "acme", "name": "nothing"}),
+    )
+    .json();
+    assert!(v["data"]["rateLimit"]["cost"] == 1);
+    assert!(v["data"].get("repository").is_some_and(Value::is_null));
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([{
+            "type": "NOT_FOUND",
+            "path": ["repository"],
+            "locations": [{"line": 3, "column": 3}],
+            "message": "Could not resolve to a Repository with the name 'acme/nothing'.",
+        }])
+    );
+    let v = graphql(
+        &f,
+        &batch_query(&[1]),
+        serde_json::json!({"owner": "ACME", "name": "Widget"}),
+    )
+    .json();
+    assert_eq!(v["data"]["repository"]["n1"]["title"], "One");
+    assert!(v.get("errors").is_none());
+}
+
+#[test]
+fn graphql_budget_is_its_own_and_runs_out() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let reset = now_f64() as u64 + 3600;
+    f.set_graphql_rate_limit(5000, 2, reset);
+    // REST's budget being empty does not stop GraphQL.
+    f.set_rate_limit(5000, 0, reset);
+    let one = batch_query(&[1]);
+    let r = graphql(&f, &one, acme());
+    assert_eq!(rate_of(&r), (5000, 1, 4999, reset));
+    assert_eq!(r.json()["data"]["rateLimit"]["remaining"], 1);
+    assert_eq!(rate_of(&graphql(&f, &one, acme())), (5000, 0, 5000, reset));
+
+    f.push_fault(Fault::Status(502));
+    let refused = graphql(&f, &one, acme());
+    assert_eq!(refused.status, 200);
+    assert_eq!(
+        String::from_utf8(refused.body.clone()).unwrap(),
+        r#"{"errors":[{"type":"RATE_LIMITED","code":"graphql_rate_limit","message":"API rate limit already exceeded for user ID 1."}]}"#
+    );
+    assert_eq!(rate_of(&refused), (5000, 0, 5000, reset));
+    assert!(!f.requests().last().unwrap().counted);
+    assert_eq!(f.graphql_rate_limit(), (5000, 0, reset));
+    let rl = get(&f, "/rate_limit").json();
+    assert_eq!(
+        rl["resources"]["graphql"],
+        serde_json::json!({"limit": 5000, "used": 5000, "remaining": 0, "reset": reset})
+    );
+    assert_eq!(rl["resources"]["core"]["remaining"], 0);
+    f.clear_faults();
+
+    // A query dearer than what is left still runs, as on GitHub (used can
+    // pass the limit); the next one is refused.
+    f.set_graphql_rate_limit(5000, 3, reset);
+    let numbers: Vec<u64> = (1..=100).collect();
+    let r = graphql(&f, &batch_query(&numbers), acme());
+    assert_eq!(r.json()["data"]["rateLimit"]["cost"], 4);
+    assert_eq!(rate_of(&r), (5000, 0, 5001, reset));
+    assert_eq!(
+        graphql(&f, &one, acme()).json()["errors"][0]["type"],
+        "RATE_LIMITED"
+    );
+
+    // A new window after the reset.
+    let soon = now_f64() as u64 + 1;
+    f.set_graphql_rate_limit(10, 0, soon);
+    assert_eq!(
+        graphql(&f, &one, acme()).json()["errors"][0]["type"],
+        "RATE_LIMITED"
+    );
+    sleep_until_epoch(soon);
+    let r = graphql(&f, &one, acme());
+    assert_eq!(r.status, 200);
+    let (limit, remaining, used, new_reset) = rate_of(&r);
+    assert_eq!((limit, remaining, used), (10, 9, 1));
+    assert!(new_reset >= soon + 3599, "{new_reset}");
+}
+
+#[test]
+fn graphql_cost_is_githubs_arithmetic() {
+    let f = forge_with([Item::pr(2, "Two")]);
+    let with_counts = |numbers: &[u64]| {
+        batch_query(numbers).replace(
+            "rateLimit { cost remaining resetAt limit }",
+            "rateLimit { cost remaining used nodeCount }",
+        )
+    };
+    // One alias: 4 connections (the PullRequest side, the dearer one) →
+    // 4 requests / 100 → rounds to 0 → at least 1.
+    let v = graphql(&f, &with_counts(&[2]), acme()).json();
+    assert_eq!(
+        v["data"]["rateLimit"],
+        serde_json::json!({"cost": 1, "remaining": 4999, "used": 1, "nodeCount": 95})
+    );
+    // A hundred: 400 requests → 4 points; nodes 100 × (50 + 20 + 25).
+    let numbers: Vec<u64> = (1..=100).collect();
+    let r = graphql(&f, &with_counts(&numbers), acme());
+    assert_eq!(
+        r.json()["data"]["rateLimit"],
+        serde_json::json!({"cost": 4, "remaining": 4995, "used": 5, "nodeCount": 9500})
+    );
+    assert_eq!(r.num("x-ratelimit-remaining"), 4995);
+    // Nested: the inner connections count once per outer node:
+    // 1 + 100 + 100 = 201 requests → 2 points; 100 + 100×100 + 100×100 nodes.
+    let nested = "{ rateLimit { cost nodeCount } repository(owner: \"acme\", name: \"widget\") {
+        pullRequest(number: 2) { closingIssuesReferences(first: 100) { nodes {
+            labels(first: 100) { nodes { name } } comments(first: 100) { totalCount } } } } } }";
+    let v = graphql(&f, nested, Value::Null).json();
+    assert_eq!(
+        v["data"]["rateLimit"],
+        serde_json::json!({"cost": 2, "nodeCount": 20100})
+    );
+    assert_eq!(f.graphql_rate_limit().1, 4993);
+}
+
+#[test]
+fn graphql_faults_apply_to_the_endpoint() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let one = batch_query(&[1]);
+    let body = serde_json::json!({"query": one, "variables": acme()}).to_string();
+    let post = || try_post(&f, "/graphql", body.as_bytes(), &[("Authorization", TOKEN)]);
+
+    f.push_fault_on("/graphql", Fault::Status(502));
+    let r = post().unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("x-ratelimit-resource"), Some("graphql"));
+    assert_eq!(post().unwrap().status, 200, "one fault, one request");
+
+    f.push_fault(Fault::Hang(Duration::from_millis(400)));
+    let started = Instant::now();
+    let err = post().expect_err("no answer");
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    assert!(started.elapsed() >= Duration::from_millis(380));
+    assert_eq!(f.requests().last().unwrap().status, 0);
+
+    // The body is read, yet a reset is still a reset.
+    f.push_fault_on("/graphql", Fault::Reset);
+    assert_eq!(
+        post().expect_err("reset").kind(),
+        io::ErrorKind::ConnectionReset
+    );
+
+    f.push_fault_on("/graphql", Fault::Malformed);
+    let r = post().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+    assert!(r.body.starts_with(br#"{"data":{"rateLimit":"#));
+
+    f.push_fault_on("/graphql", Fault::WrongTypes);
+    let v = post().unwrap().json();
+    assert_eq!(v["data"]["repository"]["n1"]["number"], "1");
+    assert_eq!(v["data"]["repository"]["n1"]["title"], 12345);
+
+    f.push_fault_on("/graphql", Fault::PrimaryLimit { reset_in_secs: 60 });
+    let r = post().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["errors"][0]["type"], "RATE_LIMITED");
+    assert_eq!(r.num("x-ratelimit-remaining"), 0);
+    assert_eq!(f.graphql_rate_limit().1, 0);
+    assert_eq!(f.rate_limit().1, 5000, "REST's budget untouched");
+
+    // Charged: the 502, the good answer, the malformed and mistyped ones.
+    let counted: Vec<(u16, bool)> = f.requests().iter().map(|l| (l.status, l.counted)).collect();
+    assert_eq!(
+        counted,
+        [
+            (502, true),
+            (200, true),
+            (0, false),
+            (0, false),
+            (200, true),
+            (200, true),
+            (200, false)
+        ]
+    );
+}
+
+#[test]
+fn graphql_big_batches_can_be_made_slow() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let timed = |n: u64| {
+        let numbers: Vec<u64> = (1..=n).collect();
+        let started = Instant::now();
+        assert_eq!(graphql(&f, &batch_query(&numbers), acme()).status, 200);
+        started.elapsed()
+    };
+    f.set_graphql_slow_over(10, Duration::from_millis(400));
+    assert!(timed(10) < Duration::from_millis(300));
+    let t = timed(11);
+    assert!(
+        t >= Duration::from_millis(400) && t < Duration::from_millis(1200),
+        "{t:?}"
+    );
+    f.set_graphql_slow_over(usize::MAX, Duration::ZERO);
+    f.set_graphql_latency_per_alias(Duration::from_millis(40));
+    let t = timed(5);
+    assert!(
+        t >= Duration::from_millis(200) && t < Duration::from_millis(1000),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn graphql_can_be_disabled_and_wants_credentials() {
+    let f = forge_with([Item::issue(1, "One")]);
+    let body = serde_json::json!({"query": "{ rateLimit { cost } }"}).to_string();
+    let r = try_post(&f, "/graphql", body.as_bytes(), &[]).unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "message": "This endpoint requires you to be authenticated.",
+            "documentation_url": "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql",
+        })
+    );
+    f.require_token("s3cret");
+    let r = try_post(
+        &f,
+        "/graphql",
+        body.as_bytes(),
+        &[("Authorization", "Bearer wrong")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["message"], "Bad credentials");
+    let r = try_post(
+        &f,
+        "/graphql",
+        body.as_bytes(),
+        &[("Authorization", "bearer s3cret")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(f.graphql_queries().len(), 3);
+    let counted: Vec<bool> = f.requests().iter().map(|l| l.counted).collect();
+    assert_eq!(counted, [false, false, true]);
+
+    // GraphQL turned off: an unknown path, on REST's terms.
+    f.disable_graphql();
+    let r = try_post(
+        &f,
+        "/graphql",
+        body.as_bytes(),
+        &[("Authorization", "Bearer s3cret")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "Not Found");
+    assert_eq!(r.header("x-ratelimit-resource"), Some("core"));
+    assert_eq!(r.num("x-ratelimit-remaining"), 4999);
+    assert_eq!(
+        f.graphql_queries().len(),
+        3,
+        "not a GraphQL request any more"
+    );
+}

@@ -17,11 +17,16 @@ the sync logs under \fIlogs/\fR.
 .TP
 \fBGITHUB_TOKEN\fR, \fBGH_TOKEN\fR
 The token, in this order; else \fBgh auth token\fR when \fBgh\fR is installed; else none
-(GitHub allows 60 requests an hour without one). A token is never taken from the command
-line, never written to a log, a database or a message, and sent only to the API's own host.
+(GitHub allows 60 requests an hour without one). With a token the backlog is resolved in
+GraphQL batches, comments, approvals and linked issues included. A token is never taken from
+the command line, never written to a log, a database or a message, and sent only to the API's
+own host.
 .TP
 \fBPATINA_FORGE_API_URL\fR
 The API base, as \fB\-\-api\-url\fR.
+.TP
+\fBPATINA_FORGE_TIMEOUT\fR
+The longest wait for one answer, as \fB\-\-timeout\fR.
 .TP
 \fBNO_COLOR\fR
 Honoured: patina-forge prints no colour.

@@ -56,6 +56,8 @@ pub struct RateInfo {
 #[derive(Debug)]
 pub struct Fetched {
     pub answer: Answer,
+    /// The HTTP status; 0 when no answer came (a transport failure).
+    pub status: u16,
     pub body: Vec<u8>,
     pub etag: Option<String>,
     pub rate: Option<RateInfo>,
@@ -113,9 +115,14 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 impl GitHub {
-    pub fn new(base: Url, repo: ForgeName, token: Option<Token>) -> Result<Self> {
+    pub fn new(
+        base: Url,
+        repo: ForgeName,
+        token: Option<Token>,
+        timeout: Duration,
+    ) -> Result<Self> {
         Ok(Self {
-            http: Http::new(&base, token)?,
+            http: Http::new(&base, token, timeout)?,
             base,
             repo,
         })
@@ -183,6 +190,25 @@ impl GitHub {
         url
     }
 
+    /// GraphQL's endpoint: `/graphql` beside REST's root on github.com,
+    /// `/api/graphql` beside `/api/v3` on GitHub Enterprise.
+    pub fn graphql_url(&self) -> Url {
+        let relative = if self.base.path().ends_with("/api/v3/") {
+            "../graphql"
+        } else {
+            "graphql"
+        };
+        self.base.join(relative).expect("a relative path joins")
+    }
+
+    /// Asks for `numbers` in one GraphQL query; the answer classified as any
+    /// other (a 200 may still carry errors: see [`super::graphql::decode`]).
+    pub fn fetch_batch(&self, numbers: &[u32]) -> Result<Fetched> {
+        let body = super::graphql::request_body(numbers, &self.repo.owner, &self.repo.name);
+        let reply = self.http.post_json(&self.graphql_url(), body)?;
+        Ok(fetched(reply, SystemTime::now()))
+    }
+
     /// Whether the listing's `next` may be followed: only on the API's own
     /// server, where the token belongs.
     pub fn may_follow(&self, url: &Url) -> bool {
@@ -200,6 +226,7 @@ impl GitHub {
 fn fetched(reply: Reply, now: SystemTime) -> Fetched {
     let answer = classify(&reply, now);
     Fetched {
+        status: reply.status.as_u16(),
         etag: reply.header("etag").map(str::to_owned),
         rate: rate_info(&reply),
         next: reply.header("link").and_then(next_link),

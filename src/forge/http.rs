@@ -6,7 +6,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use reqwest::blocking::Client;
+use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 
@@ -16,7 +16,7 @@ use super::token::Token;
 pub const BODY_CAP: u64 = 32 * 1024 * 1024;
 
 /// Far above GitHub's own 10 s for a request, far below "hung".
-const TIMEOUT: Duration = Duration::from_secs(30);
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Http {
@@ -59,7 +59,8 @@ mod url_origin {
 }
 
 impl Http {
-    pub fn new(api_base: &Url, token: Option<Token>) -> Result<Self> {
+    /// `timeout` bounds a whole request, answer included.
+    pub fn new(api_base: &Url, token: Option<Token>, timeout: Duration) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -75,7 +76,7 @@ impl Http {
             // A 301 is an answer about the ref (a transfer); the caller
             // decides whether and how to follow it.
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
+            .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .context("cannot set up the HTTP client")?;
@@ -98,16 +99,35 @@ impl Http {
     /// Sends one GET. `Err` is a transport failure (no answer, a timeout, a
     /// body over the cap): transient by nature, described without secrets.
     pub fn get(&self, url: &Url, etag: Option<&str>) -> Result<Reply> {
-        let mut request = self.client.get(url.clone());
-        if let (Some(token), true) = (&self.token, self.same_origin(url)) {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
-                .context("the token is not a valid header value")?;
-            value.set_sensitive(true);
-            request = request.header(header::AUTHORIZATION, value);
-        }
+        let mut request = self.authorized(self.client.get(url.clone()), url)?;
         if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
+        self.send(request)
+    }
+
+    /// Sends one POST of a JSON body (GraphQL), like [`Http::get`].
+    pub fn post_json(&self, url: &Url, body: Vec<u8>) -> Result<Reply> {
+        let request = self
+            .authorized(self.client.post(url.clone()), url)?
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(request)
+    }
+
+    fn authorized(&self, request: RequestBuilder, url: &Url) -> Result<RequestBuilder> {
+        Ok(match (&self.token, self.same_origin(url)) {
+            (Some(token), true) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+                    .context("the token is not a valid header value")?;
+                value.set_sensitive(true);
+                request.header(header::AUTHORIZATION, value)
+            }
+            _ => request,
+        })
+    }
+
+    fn send(&self, request: RequestBuilder) -> Result<Reply> {
         let response = request.send().map_err(|e| anyhow::anyhow!(describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();

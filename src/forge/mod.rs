@@ -1,7 +1,8 @@
 //! The forge: what an issue or pull request is once fetched, and the GitHub
-//! REST client that fetches it.
+//! clients that fetch it (REST, and GraphQL batches when a token allows).
 
 pub mod github;
+pub mod graphql;
 pub mod http;
 pub mod token;
 
@@ -26,6 +27,31 @@ pub struct Item {
     pub updated_at: String,
     /// The web page (`html_url`).
     pub url: String,
+    /// The discussion, when the source carried it (GraphQL); `None` keeps
+    /// what is stored.
+    pub details: Option<Details>,
+}
+
+/// What GraphQL tells beyond REST's issue object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    /// All comments, of which `comments` holds the first.
+    pub comment_count: u64,
+    pub comments: Vec<Comment>,
+    /// PRs only: reviews in state APPROVED.
+    pub approvals: Option<u64>,
+    /// PRs only: the issues of this repository it closes, ascending.
+    pub linked_issues: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// The forge's node id: stable across edits.
+    pub id: String,
+    /// `None` for a deleted account.
+    pub author: Option<String>,
+    pub body: String,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +221,7 @@ impl RawIssue {
             created_at: self.created_at,
             updated_at: self.updated_at,
             url: self.html_url,
+            details: None,
         })
     }
 }

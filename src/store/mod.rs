@@ -108,6 +108,14 @@ impl Store {
         Ok(Some(Self { conn, wal: None }))
     }
 
+    fn has_column(&self, table: &str, column: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )?)
+    }
+
     fn has_table(&self, name: &str) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::json;
 
 use super::Store;
-use crate::forge::Item;
+use crate::forge::{Comment, Item};
 
 /// A pending ref as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct SyncState {
     /// pending there is not on the list (deleted, transferred, hidden).
     pub list_covered: Option<u32>,
     pub rate: Option<Rate>,
+    /// The API the latest drain used (`graphql`, `rest`), and why REST.
+    pub api: Option<String>,
+    pub api_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +202,23 @@ impl Store {
         Ok(pr.map(|etag| ("pr", etag)))
     }
 
+    /// The `updated_at` of the item stored as `number`, if any.
+    pub fn stored_updated_at(&self, number: u32, pr: bool) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                if pr {
+                    "SELECT updated_at FROM forge_prs WHERE number = ?1"
+                } else {
+                    "SELECT updated_at FROM forge_issues WHERE number = ?1"
+                },
+                [number],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// Pending refs of `repo`, in no particular order.
     pub fn candidates(&self, repo: &str) -> Result<Vec<Candidate>> {
         let mut stmt = self.conn.prepare(
@@ -219,12 +239,20 @@ impl Store {
         if !self.has_table("forge_sync_state")? {
             return Ok(SyncState::default());
         }
+        // A reader may meet a database that a sync has not upgraded yet.
+        let api = if self.has_column("forge_sync_state", "api")? {
+            "api, api_note"
+        } else {
+            "NULL, NULL"
+        };
         let state = self
             .conn
             .query_row(
-                "SELECT newest_number, list_next, list_floor, rate_remaining, rate_limit, rate_reset,
-                        list_top, list_covered
-                 FROM forge_sync_state WHERE repo = ?1",
+                &format!(
+                    "SELECT newest_number, list_next, list_floor, rate_remaining, rate_limit,
+                            rate_reset, list_top, list_covered, {api}
+                     FROM forge_sync_state WHERE repo = ?1"
+                ),
                 [repo],
                 |row| {
                     let rate: (Option<i64>, Option<i64>, Option<i64>) =
@@ -244,6 +272,8 @@ impl Store {
                         list_top: row.get(6)?,
                         list_covered: row.get(7)?,
                         rate,
+                        api: row.get(8)?,
+                        api_note: row.get(9)?,
                     })
                 },
             )
@@ -324,27 +354,44 @@ impl Writer<'_> {
     /// or its `updated_at` changed. Returns whether an event was appended.
     pub fn store_item(&self, number: u32, item: &Item, etag: Option<&str>) -> Result<bool> {
         let labels = serde_json::to_string(&item.labels)?;
-        // What patina's tables hold beyond the REST answer (linked issues and
-        // approvals, filled by richer sources) is kept, not reset.
-        let known: Option<(Option<String>, Option<String>, Option<i64>)> = self
+        // What an answer without the discussion (REST) does not carry is
+        // kept as stored, not reset: linked issues, approvals, comments.
+        let known: Option<Stored> = self
             .tx
             .query_row(
                 if item.is_pr() {
-                    "SELECT updated_at, linked_issues, approvals FROM forge_prs WHERE number = ?1"
+                    "SELECT updated_at, linked_issues, approvals, comment_count
+                     FROM forge_prs WHERE number = ?1"
                 } else {
-                    "SELECT updated_at, NULL, NULL FROM forge_issues WHERE number = ?1"
+                    "SELECT updated_at, NULL, NULL, comment_count FROM forge_issues WHERE number = ?1"
                 },
                 [number],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .optional()?;
-        let (known_updated, linked, approvals) = known.unwrap_or_default();
-        let linked: serde_json::Value = linked
-            .and_then(|l| serde_json::from_str(&l).ok())
-            .unwrap_or_else(|| json!([]));
-        let approvals = approvals.unwrap_or(0);
+        let had_details = known.as_ref().is_some_and(|k| k.3.is_some());
+        let (known_updated, linked, approvals, comment_count) = known.unwrap_or_default();
+        let (linked, approvals, comment_count) = match &item.details {
+            Some(details) => {
+                self.replace_comments(number, &details.comments)?;
+                (
+                    json!(details.linked_issues.clone().unwrap_or_default()),
+                    details.approvals.map_or(0, sql_int),
+                    Some(sql_int(details.comment_count)),
+                )
+            }
+            None => (
+                linked
+                    .and_then(|l| serde_json::from_str(&l).ok())
+                    .unwrap_or_else(|| json!([])),
+                approvals.unwrap_or(0),
+                comment_count,
+            ),
+        };
 
-        let changed = known_updated.as_deref() != Some(item.updated_at.as_str());
+        // A new version, or the first time its discussion is known.
+        let changed = known_updated.as_deref() != Some(item.updated_at.as_str())
+            || (item.details.is_some() && !had_details);
         let seq = if changed {
             let mut data = json!({
                 "number": number,
@@ -358,7 +405,7 @@ impl Writer<'_> {
             });
             let kind = if item.is_pr() {
                 data["linked_issues"] = linked.clone();
-                data["comments"] = json!("");
+                data["comments"] = json!(self.comments_text(number)?);
                 data["approvals"] = json!(approvals);
                 "forge.pr"
             } else {
@@ -373,13 +420,15 @@ impl Writer<'_> {
             self.tx.execute(
                 "INSERT INTO forge_prs (number, title, body, state, labels, author, created_at,
                                         merged_at, url, linked_issues, approvals, event_seq,
-                                        etag, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                        etag, updated_at, comment_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (number) DO UPDATE SET
                      title = excluded.title, body = excluded.body, state = excluded.state,
                      labels = excluded.labels, author = excluded.author,
                      created_at = excluded.created_at, merged_at = excluded.merged_at,
                      url = excluded.url, updated_at = excluded.updated_at,
+                     linked_issues = excluded.linked_issues, approvals = excluded.approvals,
+                     comment_count = excluded.comment_count,
                      event_seq = coalesce(excluded.event_seq, forge_prs.event_seq),
                      etag = coalesce(excluded.etag, forge_prs.etag)",
                 params![
@@ -397,18 +446,19 @@ impl Writer<'_> {
                     seq,
                     etag,
                     item.updated_at,
+                    comment_count,
                 ],
             )?;
         } else {
             self.tx.execute(
                 "INSERT INTO forge_issues (number, title, body, state, labels, author, created_at,
-                                           updated_at, url, event_seq, etag)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                           updated_at, url, event_seq, etag, comment_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (number) DO UPDATE SET
                      title = excluded.title, body = excluded.body, state = excluded.state,
                      labels = excluded.labels, author = excluded.author,
                      created_at = excluded.created_at, updated_at = excluded.updated_at,
-                     url = excluded.url,
+                     url = excluded.url, comment_count = excluded.comment_count,
                      event_seq = coalesce(excluded.event_seq, forge_issues.event_seq),
                      etag = coalesce(excluded.etag, forge_issues.etag)",
                 params![
@@ -423,10 +473,52 @@ impl Writer<'_> {
                     item.url,
                     seq,
                     etag,
+                    comment_count,
                 ],
             )?;
         }
         Ok(changed)
+    }
+
+    /// The first comments of `number`, as fetched: the old ones go (edited
+    /// or deleted on the forge), the new ones come in the forge's order.
+    fn replace_comments(&self, number: u32, comments: &[Comment]) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM forge_comments WHERE number = ?1", [number])?;
+        let mut insert = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO forge_comments (number, id, position, author, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (position, c) in comments.iter().enumerate() {
+            insert.execute(params![
+                number,
+                c.id,
+                position as i64,
+                c.author,
+                c.body,
+                c.created_at
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// patina's flattening of a PR's discussion: one `author: body` line per
+    /// comment (a deleted account is `ghost`, as GitHub shows it).
+    fn comments_text(&self, number: u32) -> Result<String> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT coalesce(author, 'ghost'), body FROM forge_comments
+             WHERE number = ?1 ORDER BY position",
+        )?;
+        let lines = stmt
+            .query_map([number], |row| {
+                Ok(format!(
+                    "{}: {}",
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines.join("\n"))
     }
 
     fn event(&self, kind: &str, number: u32, item: &Item, data: &serde_json::Value) -> Result<i64> {
@@ -596,6 +688,16 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Which API resolves the backlog (`graphql`, `rest`), and why REST.
+    pub fn set_api(&self, repo: &str, api: &str, note: Option<&str>) -> Result<()> {
+        self.ensure_state(repo)?;
+        self.tx.execute(
+            "UPDATE forge_sync_state SET api = ?2, api_note = ?3 WHERE repo = ?1",
+            params![repo, api, note],
+        )?;
+        Ok(())
+    }
+
     pub fn set_rate(&self, repo: &str, rate: Rate) -> Result<()> {
         self.ensure_state(repo)?;
         self.tx.execute(
@@ -607,6 +709,10 @@ impl Writer<'_> {
         Ok(())
     }
 }
+
+/// What a stored item holds beyond the answer: its `updated_at`, linked
+/// issues, approvals and comment count (`NULL`: never fetched with comments).
+type Stored = (Option<String>, Option<String>, Option<i64>, Option<i64>);
 
 /// SQLite integers are i64; our counters never come near the limit.
 fn sql_int(n: u64) -> i64 {

@@ -77,7 +77,12 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Ours, in order; migration `i` brings `user_version` from `i` to `i + 1`.
 /// Append only: a shipped migration never changes.
-const MIGRATIONS: &[Migration] = &[backlog_order_and_scanned_tips, resolution, refresh];
+const MIGRATIONS: &[Migration] = &[
+    backlog_order_and_scanned_tips,
+    resolution,
+    refresh,
+    discussion,
+];
 
 /// 1: what discovery needs. `commit_time` (unix seconds of the newest commit
 /// that mentions the ref) lets the backlog drain newest first; `pattern` keeps
@@ -151,6 +156,28 @@ fn refresh(tx: &Transaction) -> rusqlite::Result<()> {
     add_column_if_missing(tx, "forge_sync_state", "refresh_at", "TEXT")?;
     add_column_if_missing(tx, "forge_sync_state", "refresh_changed", "INTEGER")?;
     Ok(())
+}
+
+/// 4: what GraphQL brings. The first comments of each item in a table of
+/// our own (patina's PR event flattens them into one string; nothing is lost
+/// here), the count of all of them (`NULL`: never fetched with comments),
+/// and which API the last drain used, for status.
+fn discussion(tx: &Transaction) -> rusqlite::Result<()> {
+    add_column_if_missing(tx, "forge_issues", "comment_count", "INTEGER")?;
+    add_column_if_missing(tx, "forge_prs", "comment_count", "INTEGER")?;
+    add_column_if_missing(tx, "forge_sync_state", "api", "TEXT")?;
+    add_column_if_missing(tx, "forge_sync_state", "api_note", "TEXT")?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS forge_comments (
+             number     INTEGER NOT NULL,
+             id         TEXT NOT NULL,
+             position   INTEGER NOT NULL,
+             author     TEXT,
+             body       TEXT NOT NULL,
+             created_at TEXT NOT NULL,
+             PRIMARY KEY (number, id)
+         );",
+    )
 }
 
 /// `ALTER TABLE … ADD COLUMN` fails on a column that exists; a database that

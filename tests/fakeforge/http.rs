@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Largest request head accepted (request line and headers), as in the brief.
 pub const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body read; GET needs none, a POST is read and answered 404.
+/// Largest request body read (a GraphQL query; elsewhere it is ignored).
 const MAX_BODY: usize = 1024 * 1024;
 /// How often a blocked read or write looks at the stop flag.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -73,9 +73,13 @@ pub struct Request {
     pub target: String,
     /// Names in lower case, values trimmed, in the order sent.
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes), once `read_body` has read it.
+    pub body: Vec<u8>,
     /// Bytes of the head, up to and including the blank line.
     head_len: usize,
     content_length: usize,
+    /// Bytes already taken off the socket (by `read_body`).
+    consumed: usize,
 }
 
 impl Request {
@@ -209,8 +213,10 @@ fn parse_head(head: &[u8]) -> Incoming {
         method: m.to_string(),
         target: origin_form(t),
         headers,
+        body: Vec::new(),
         head_len: head.len(),
         content_length: 0,
+        consumed: 0,
     };
     if let Some(len) = request.header("content-length") {
         match len.parse::<usize>() {
@@ -254,10 +260,51 @@ fn discard(stream: &mut TcpStream, mut n: usize, stop: &Stop) -> bool {
     true
 }
 
-/// Takes the peeked head and the body off the socket, so that closing after
-/// the answer is a clean FIN.
+/// Reads the body into `request.body`, but leaves its last byte unread
+/// (peeked), so that a `Reset` fault still closes with unread data and the
+/// kernel still sends an RST. Any size works: only one byte waits in the
+/// kernel's buffer. False when the client went away or the fake stops.
+pub fn read_body(stream: &mut TcpStream, request: &mut Request, stop: &Stop) -> bool {
+    let len = request.content_length;
+    if len == 0 {
+        return true;
+    }
+    let total = request.head_len + len;
+    let mut buf = vec![0u8; total];
+    let mut got = 0;
+    let started = Instant::now();
+    while got < total - 1 {
+        if stop.is_set() || started.elapsed() > IDLE_LIMIT {
+            return false;
+        }
+        match stream.read(&mut buf[got..total - 1]) {
+            Ok(0) => return false,
+            Ok(k) => got += k,
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return false,
+        }
+    }
+    loop {
+        if stop.is_set() || started.elapsed() > IDLE_LIMIT {
+            return false;
+        }
+        match stream.peek(&mut buf[total - 1..]) {
+            Ok(0) => return false,
+            Ok(_) => break,
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return false,
+        }
+    }
+    request.body = buf.split_off(request.head_len);
+    request.consumed = total - 1;
+    true
+}
+
+/// Takes the peeked head and the body off the socket (what `read_body` has
+/// not already taken), so that closing after the answer is a clean FIN.
 pub fn consume(stream: &mut TcpStream, request: &Request, stop: &Stop) -> bool {
-    discard(stream, request.head_len + request.content_length, stop)
+    let total = request.head_len + request.content_length;
+    discard(stream, total - request.consumed, stop)
 }
 
 /// Reads whatever has arrived (an invalid or oversized request), briefly.

@@ -2,7 +2,10 @@
 //! `fake-forge` example used by benchmarks). It answers the endpoints the
 //! client uses with GitHub's own example bodies (`tests/fixtures/`), keeps a
 //! primary rate limit, and injects the faults a real forge and a real network
-//! produce. Nothing here touches the internet.
+//! produce. It also serves GitHub's `POST /graphql` for issues and PRs
+//! (`graphql.rs`: a real parser, validator and executor for a subset of
+//! GitHub's schema, with GraphQL's own points budget). Nothing here touches
+//! the internet.
 //!
 //! Use it from an integration test with `mod fakeforge;`:
 //!
@@ -37,12 +40,23 @@
 //!                                                     in the order requests are decided: with requests in
 //!                                                     flight at once, aim with push_fault_on
 //! push_fault_on(&self, path_contains, Fault)          queued for the next request whose target contains it
+//!                                                     ("/graphql" aims at GraphQL; every fault applies there)
 //! clear_faults(&self)                                 queued and random faults, and any secondary wait
 //! set_fault_rate(&self, seed, FaultRates)             seeded random faults (splitmix64)
 //! set_latency(&self, Duration)                        every answer delayed
+//! set_graphql_rate_limit(&self, limit, remaining, reset_epoch_secs)   GraphQL's own points (default 5000/hour)
+//! graphql_rate_limit(&self) -> (limit, remaining, reset)
+//! set_graphql_latency_per_alias(&self, Duration)      GraphQL answers delayed per item lookup in the query
+//! set_graphql_slow_over(&self, aliases, Duration)     … and by this much when it has more lookups than that
+//! disable_graphql(&self)                              /graphql → 404 on REST's terms (GHE with GraphQL off)
+//! graphql_queries(&self) -> Vec<String>               every `query` POSTed to /graphql, in order
+//!                                                     (clear_log clears them too)
 //! Item::issue(n, title) / Item::pr(n, title)          then .merged(at) .closed() .closed_at(at) .labels(&[..])
 //!                                                     .author(Option<&str>) .body(Option<&str>) .created(at)
 //!                                                     .updated(at) .with_field(key, Value) .without_field(key)
+//!                                                     .comment(author: Option<&str>, body, created_at)
+//!                                                     .review(author: Option<&str>, "APPROVED"|"CHANGES_REQUESTED"|…)
+//!                                                     .closes(&[n]) .closes_in("owner/name", n)
 //! Logged { method, path, headers, at, status, counted, off_host } and .header(name)
 //! iso(secs) / parse_iso(s)                            GitHub's timestamp format, both ways
 //! default_created(n) -> String                        the default created_at of item n
@@ -58,32 +72,51 @@
 //!    data, with no checks, no faults and no counting; they are logged with
 //!    `off_host: true` so a test can see whether `Authorization` leaked there.
 //! 2. No `User-Agent` → 403 (GitHub's front end refuses those).
-//! 3. `require_token` set and no `Authorization: Bearer <t>` / `token <t>` → 401.
-//! 4. Waits in force, except for `/rate_limit`: remaining 0 before the reset →
-//!    403 with the primary-limit message; within a secondary limit's
-//!    `retry-after` → the same 403/429 again. These consume no fault: a client
-//!    that retries early is refused, as GitHub refuses it, and the log shows it.
-//! 5. The first queued fault whose filter matches, else a random fault.
-//! 6. The endpoint: `GET /repos/{o}/{r}`, `…/issues/{n}`, `…/pulls/{n}`,
+//! 3. `POST /graphql` only (unless `disable_graphql`): no `Authorization` →
+//!    401 "This endpoint requires you to be authenticated." (with or without
+//!    `require_token`); a wrong token → 401 "Bad credentials"; the GraphQL
+//!    budget at 0 before its reset → 200 `{"errors":[{"type":"RATE_LIMITED",
+//!    "code":"graphql_rate_limit",…}]}`. No fault is consumed.
+//! 4. `require_token` set and no `Authorization: Bearer <t>` / `token <t>` → 401.
+//! 5. Waits in force, except for `/rate_limit`: remaining 0 before the reset →
+//!    403 with the primary-limit message (not for `/graphql`, whose budget is
+//!    its own); within a secondary limit's `retry-after` → the same 403/429
+//!    again. These consume no fault: a client that retries early is refused,
+//!    as GitHub refuses it, and the log shows it.
+//! 6. The first queued fault whose filter matches, else a random fault. On
+//!    `/graphql`, `PrimaryLimit` empties the GraphQL budget and answers
+//!    RATE_LIMITED, `WrongTypes` retypes every `number`/`title` in `data`.
+//! 7. The endpoint: `GET /repos/{o}/{r}`, `…/issues/{n}`, `…/pulls/{n}`,
 //!    `…/issues?state&sort&direction&since&per_page&page`, the same under
-//!    `/repositories/{id}/…`, and `GET /rate_limit`. Anything else → 404 JSON.
+//!    `/repositories/{id}/…`, `GET /rate_limit` (its `graphql` resource is
+//!    the fake's), and `POST /graphql` (the body read by `Content-Length`;
+//!    see `graphql.rs` for the schema and the error shapes). Anything else →
+//!    404 JSON.
 //!
 //! Counting (`Logged::counted`, and one off `remaining`): every answer from
-//! step 6 except 304 and `/rate_limit`, and the faults that GitHub would have
+//! step 7 except 304 and `/rate_limit`, and the faults that GitHub would have
 //! answered from the application (`Status`, `Malformed`, `Html`, `WrongTypes`,
-//! `Huge`, `RedirectOffHost`). Not counted: 401, the missing-User-Agent 403,
-//! every rate-limit refusal, `Reset` and `Hang` (status 0 in the log).
+//! `Huge`, `RedirectOffHost`, `Raw`). Not counted: 401, the missing-User-Agent 403,
+//! every rate-limit refusal, `Reset` and `Hang` (status 0 in the log). On
+//! `/graphql` the same answers are charged the query's cost in points to the
+//! GraphQL budget instead (`counted` says whether points were taken; a query
+//! that does not parse or validate costs none). The cost is GitHub's rule:
+//! the requests its connections need (a connection under N parent nodes
+//! counts N, the dearer member of a union counts), / 100, rounded, at least 1.
+//! A query dearer than what is left still runs (`used` passes `limit`, as on
+//! GitHub); the next one is refused.
 //!
 //! Every HTTP answer carries `x-ratelimit-limit/-remaining/-used/-reset`,
-//! `x-ratelimit-resource: core`, `date`, `x-github-request-id`, a content-type
+//! `x-ratelimit-resource: core` (`graphql` and that budget's numbers for every
+//! answer to `POST /graphql`), `date`, `x-github-request-id`, a content-type
 //! (`application/json; charset=utf-8` except the `Html` fault) and
 //! `connection: close`; the connection is closed after every answer.
 //!
 //! # What GitHub does that the fake does not
 //!
-//! - One window for everything: no 60/hour unauthenticated limit, no separate
-//!   search/GraphQL budgets, no GraphQL endpoint, and the window starts when
-//!   the fake starts (GitHub's starts with the first request).
+//! - One window for all of REST: no 60/hour unauthenticated limit, no separate
+//!   search budget, and the windows (REST's and GraphQL's) start when the fake
+//!   starts (GitHub's start with the first request).
 //! - Secondary limits only as injected faults (no concurrency or
 //!   points-per-minute accounting); a secondary limit without `retry-after` is
 //!   not enforced afterwards (GitHub would want at least a minute).
@@ -97,8 +130,24 @@
 //!   number does not exist; transfer always answers 301).
 //! - Owner/name lookups are case-insensitive, as on GitHub, but redirects for
 //!   renamed repositories are not modelled.
-//! - Only GET and HEAD are served (anything else is 404, its body read and
-//!   ignored); no comments, reviews, timeline or search endpoints.
+//! - Only GET and HEAD are served, and POST on `/graphql` (anything else is
+//!   404, its body read and ignored); no comments, reviews, timeline or search
+//!   endpoints (REST's `comments` count is right).
+//! - GraphQL serves a subset of GitHub's schema: `rateLimit`, `repository`
+//!   and, under it, `issueOrPullRequest` / `issue` / `pullRequest`, with the
+//!   fields `graphql.rs` lists; connections take `first` and `after` (no
+//!   `last`, `before`, `orderBy`); no mutations, introspection, `node`,
+//!   `viewer` or `search`, and no `rateLimit(dryRun:)`. A field GitHub has
+//!   but the fake does not gets the unknown-field error. Validation covers
+//!   graphql-ruby's usual rules (fields, arguments, selections, fragments,
+//!   variables, fields that merge one level deep), not every one.
+//! - GraphQL's other end of `closes_in` (a repository or issue the fake does
+//!   not hold) is answered as a plain open issue titled "Issue #n". A PR that
+//!   closes nothing has no links (GitHub also links by closing keywords).
+//! - GitHub has been seen to send `"type": "RATE_LIMIT"` as well as
+//!   `RATE_LIMITED`; the fake sends only the latter. A GraphQL query that
+//!   GitHub times out (10 s) is not modelled (`set_graphql_slow_over` delays,
+//!   it does not fail). `with_field`/`without_field` change REST only.
 //! - The primary limit is always refused with 403 (GitHub may also use 429).
 //! - A PR that is deleted or transferred answers 404 on `/pulls/{n}` (GitHub
 //!   can do neither to a PR).
@@ -106,6 +155,7 @@
 #![allow(dead_code)]
 
 mod clock;
+mod graphql;
 mod http;
 mod render;
 
@@ -156,9 +206,35 @@ pub struct Item {
     pub created_at: String,
     pub updated_at: String,
     pub closed_at: Option<String>,
+    /// In the order added; REST sends their count, GraphQL the comments.
+    pub comments: Vec<Comment>,
+    /// GraphQL only (`reviews`); meaningful on a PR.
+    pub reviews: Vec<Review>,
+    /// The issues a PR closes (GraphQL `closingIssuesReferences`):
+    /// (`None`: this repository, or `Some("owner/name")`, number).
+    pub closes: Vec<(Option<String>, u64)>,
     /// Applied last to both shapes: `Some(v)` sets the key, `None` removes it
     /// (for odd shapes: an absent `body`, an unexpected `state_reason`, …).
     pub overrides: Vec<(String, Option<Value>)>,
+}
+
+/// A comment on an issue or PR. Its GraphQL id is `IC_{repo id}_{n}_{k}`,
+/// k counting from 1 in the order added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comment {
+    /// `None`: a deleted account (`author: null`).
+    pub author: Option<String>,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// A review of a PR. Its GraphQL id is `PRR_{repo id}_{n}_{k}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub author: Option<String>,
+    /// GitHub's `PullRequestReviewState`: "APPROVED", "CHANGES_REQUESTED",
+    /// "COMMENTED", "DISMISSED" or "PENDING".
+    pub state: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +268,9 @@ impl Item {
             created_at: at.clone(),
             updated_at: at,
             closed_at: None,
+            comments: Vec::new(),
+            reviews: Vec::new(),
+            closes: Vec::new(),
             overrides: Vec::new(),
         }
     }
@@ -264,6 +343,45 @@ impl Item {
         self
     }
 
+    /// Adds a comment (`None`: by a deleted account).
+    pub fn comment(mut self, author: Option<&str>, body: &str, created_at: &str) -> Item {
+        self.comments.push(Comment {
+            author: author.map(str::to_string),
+            body: body.to_string(),
+            created_at: created_at.to_string(),
+        });
+        self
+    }
+
+    /// Adds a review; panics on a state GitHub does not have.
+    pub fn review(mut self, author: Option<&str>, state: &str) -> Item {
+        const STATES: [&str; 5] = [
+            "APPROVED",
+            "CHANGES_REQUESTED",
+            "COMMENTED",
+            "DISMISSED",
+            "PENDING",
+        ];
+        assert!(STATES.contains(&state), "no review state {state:?}");
+        self.reviews.push(Review {
+            author: author.map(str::to_string),
+            state: state.to_string(),
+        });
+        self
+    }
+
+    /// Links issues of the same repository that this PR closes.
+    pub fn closes(mut self, numbers: &[u64]) -> Item {
+        self.closes.extend(numbers.iter().map(|n| (None, *n)));
+        self
+    }
+
+    /// Links an issue in another repository (`owner/name`) that this PR closes.
+    pub fn closes_in(mut self, repo: &str, number: u64) -> Item {
+        self.closes.push((Some(repo.to_string()), number));
+        self
+    }
+
     pub fn with_field(mut self, key: &str, value: Value) -> Item {
         self.overrides.push((key.to_string(), Some(value)));
         self
@@ -304,6 +422,16 @@ pub enum Fault {
     Huge,
     /// 301 to the same path on `off_host_url()` (127.0.0.2), another host.
     RedirectOffHost,
+    /// Exactly this answer: the status, these headers (before the usual
+    /// ones, so they are the values a client reads first) and these bytes
+    /// as the body; a JSON content-type unless `headers` name one. For
+    /// hostile answers: JSON nested 10,000 deep, numbers that overflow,
+    /// absurd `retry-after` or `x-ratelimit-*` values.
+    Raw {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
 }
 
 /// Random faults per request (`set_fault_rate`). The probabilities are of one
@@ -450,6 +578,7 @@ struct State {
     random: Option<Random>,
     latency: Duration,
     request_seq: u64,
+    graphql: graphql::Gql,
 }
 
 impl State {
@@ -585,6 +714,7 @@ impl FakeForge {
                 random: None,
                 latency: Duration::ZERO,
                 request_seq: 0,
+                graphql: graphql::Gql::new(),
             }),
             log: Mutex::new(Vec::new()),
             sink: Mutex::new(None),
@@ -712,8 +842,10 @@ impl FakeForge {
         lock(&self.shared.log).clone()
     }
 
+    /// Also clears `graphql_queries`.
     pub fn clear_log(&self) {
         lock(&self.shared.log).clear();
+        self.clear_graphql_queries();
     }
 
     /// Also writes one line per request, `ms status path` (ms since start,
@@ -854,6 +986,10 @@ fn serve(shared: Arc<Shared>, mut stream: TcpStream, off_host: bool) {
         }
         Incoming::Request(r) => r,
     };
+    let mut request = request;
+    if !http::read_body(&mut stream, &mut request, stop) {
+        return;
+    }
     let action = shared.decide(&request, off_host);
     match action {
         // Closing with the request still unread: the kernel sends an RST.
@@ -1055,7 +1191,7 @@ impl Shared {
         let mut st = lock(&self.state);
         let message = http::reason(status);
         let mut response = error_json(status, message, "");
-        self.finish_headers(&mut st, &mut response);
+        self.finish_headers(&mut st, &mut response, false);
         self.record(Logged {
             method: method.to_string(),
             path: target.to_string(),
@@ -1069,10 +1205,17 @@ impl Shared {
     }
 
     /// The headers every answer carries; called after any counting, so that
-    /// `remaining` includes this request.
-    fn finish_headers(&self, st: &mut State, response: &mut Response) {
+    /// `remaining` includes this request. `graphql`: the numbers of the
+    /// GraphQL budget instead of REST's `core`.
+    fn finish_headers(&self, st: &mut State, response: &mut Response, graphql: bool) {
         st.request_seq += 1;
         let rate = &st.rate;
+        let (limit, remaining, used, reset, resource) = if graphql {
+            graphql::headers(st)
+        } else {
+            let used = rate.limit.saturating_sub(rate.remaining);
+            (rate.limit, rate.remaining, used, rate.reset, "core")
+        };
         let extra = [
             ("date", clock::http_date(clock::now_secs())),
             ("x-github-api-version-selected", "2022-11-28".to_string()),
@@ -1080,14 +1223,11 @@ impl Shared {
                 "x-github-request-id",
                 format!("FAKE:{:08X}", st.request_seq),
             ),
-            ("x-ratelimit-limit", rate.limit.to_string()),
-            ("x-ratelimit-remaining", rate.remaining.to_string()),
-            (
-                "x-ratelimit-used",
-                rate.limit.saturating_sub(rate.remaining).to_string(),
-            ),
-            ("x-ratelimit-reset", rate.reset.to_string()),
-            ("x-ratelimit-resource", "core".to_string()),
+            ("x-ratelimit-limit", limit.to_string()),
+            ("x-ratelimit-remaining", remaining.to_string()),
+            ("x-ratelimit-used", used.to_string()),
+            ("x-ratelimit-reset", reset.to_string()),
+            ("x-ratelimit-resource", resource.to_string()),
         ];
         for (name, value) in extra {
             response.headers.push((name.to_string(), value));
@@ -1116,12 +1256,20 @@ impl Shared {
         let at = Instant::now();
         let mut st = lock(&self.state);
         st.rate.roll(clock::now_f64());
-        let (mut action, counted) = self.decide_locked(&mut st, request, off_host);
-        if counted {
-            st.rate.remaining = st.rate.remaining.saturating_sub(1);
-        }
+        // A POST to /graphql (unless disabled), parsed once for all checks.
+        let call = graphql::Call::read(&mut st, request, off_host);
+        let (mut action, counted) = self.decide_locked(&mut st, request, off_host, call.as_ref());
+        let counted = match &call {
+            Some(call) => counted && call.charge(&mut st),
+            None => {
+                if counted {
+                    st.rate.remaining = st.rate.remaining.saturating_sub(1);
+                }
+                counted
+            }
+        };
         if let Action::Answer { response, .. } | Action::Huge(response) = &mut action {
-            self.finish_headers(&mut st, response);
+            self.finish_headers(&mut st, response, call.is_some());
         }
         self.record(Logged {
             method: request.method.clone(),
@@ -1136,7 +1284,14 @@ impl Shared {
     }
 
     /// (what to do, whether it is counted); counting itself is the caller's.
-    fn decide_locked(&self, st: &mut State, request: &Request, off_host: bool) -> (Action, bool) {
+    /// `call`: the request is a GraphQL query (see `graphql.rs`).
+    fn decide_locked(
+        &self,
+        st: &mut State,
+        request: &Request,
+        off_host: bool,
+        call: Option<&graphql::Call>,
+    ) -> (Action, bool) {
         let answer = |response: Response, delay: Duration| Action::Answer { response, delay };
         if off_host {
             return (answer(self.route(st, request), Duration::ZERO), false);
@@ -1146,6 +1301,11 @@ impl Shared {
             let message = "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.";
             return (answer(error_json(403, message, ""), latency), false);
         }
+        if call.is_some()
+            && let Some(refused) = graphql::gate(st, request)
+        {
+            return (answer(refused, latency), false);
+        }
         if let Some(token) = &st.token
             && !authorized(request.header("authorization"), token)
         {
@@ -1154,7 +1314,7 @@ impl Shared {
         }
         let is_rate_limit = request.path() == "/rate_limit";
         if !is_rate_limit {
-            if st.rate.remaining == 0 {
+            if st.rate.remaining == 0 && call.is_none() {
                 return (answer(primary_limit(request), latency), false);
             }
             if let Some(p) = &st.penalty {
@@ -1172,7 +1332,7 @@ impl Shared {
             None if is_rate_limit => (None, Duration::ZERO),
             None => st.random_fault(),
         };
-        let delay = latency + slow;
+        let delay = latency + slow + call.map_or(Duration::ZERO, |c| c.delay(st));
         let Some(fault) = fault else {
             let response = self.route(st, request);
             let counted = !is_rate_limit && response.status != 304;
@@ -1211,6 +1371,7 @@ impl Shared {
                     }
                 };
                 match &mut value {
+                    whole if call.is_some() => graphql::retype(whole),
                     Value::Array(items) => items.iter_mut().for_each(retype),
                     other => retype(other),
                 }
@@ -1230,6 +1391,10 @@ impl Shared {
                 }
                 (answer(secondary_limit(status, retry_after), delay), false)
             }
+            Fault::PrimaryLimit { reset_in_secs } if call.is_some() => {
+                graphql::exhaust(st, reset_in_secs);
+                (answer(graphql::rate_limited(), delay), false)
+            }
             Fault::PrimaryLimit { reset_in_secs } => {
                 st.rate.remaining = 0;
                 st.rate.reset = clock::now_secs() as u64 + reset_in_secs;
@@ -1247,6 +1412,16 @@ impl Shared {
                     .expect("RedirectOffHost needs a listener on 127.0.0.2");
                 let location = format!("{off}{}", request.target);
                 let response = moved(&location);
+                (answer(response, delay), true)
+            }
+            Fault::Raw {
+                status,
+                headers,
+                body,
+            } => {
+                let mut response = Response::new(status);
+                response.headers = headers;
+                response.body = Some(body);
                 (answer(response, delay), true)
             }
         }
@@ -1276,6 +1451,9 @@ impl Shared {
     /// The normal answer for a request (no side effects: counting is done by
     /// the caller, and faults reuse this to damage the real body).
     fn route(&self, st: &State, request: &Request) -> Response {
+        if graphql::serves(st, request) {
+            return graphql::respond(st, request);
+        }
         if request.method != "GET" && request.method != "HEAD" {
             return not_found("");
         }
@@ -1283,7 +1461,11 @@ impl Shared {
         match segments.as_slice() {
             ["rate_limit"] => {
                 let r = &st.rate;
-                json_response(200, &render::rate_limit(r.limit, r.remaining, r.reset))
+                let graphql = graphql::numbers(st);
+                json_response(
+                    200,
+                    &render::rate_limit(r.limit, r.remaining, r.reset, graphql),
+                )
             }
             ["repos", owner, name, rest @ ..] => match st.repo_index(&format!("{owner}/{name}")) {
                 Some(i) => self.repo_route(&st.repos[i], rest, request),

@@ -177,7 +177,7 @@ pub fn issue(t: &Templates, at: &Place, item: &Item) -> Value {
     set(o, "labels", t.labels(&api_repo, &item.labels));
     set(o, "locked", json!(false));
     set(o, "active_lock_reason", Value::Null);
-    set(o, "comments", json!(0));
+    set(o, "comments", json!(item.comments.len()));
     set(o, "created_at", json!(item.created_at));
     set(o, "updated_at", json!(item.updated_at));
     set(o, "closed_at", json!(item.closed_at));
@@ -243,6 +243,7 @@ pub fn pull(t: &Templates, at: &Place, item: &Item) -> Value {
     set(o, "labels", t.labels(&at.api_repo(), &item.labels));
     set(o, "locked", json!(false));
     set(o, "active_lock_reason", Value::Null);
+    set(o, "comments", json!(item.comments.len()));
     set(o, "created_at", json!(item.created_at));
     set(o, "updated_at", json!(item.updated_at));
     set(o, "closed_at", json!(item.closed_at));
@@ -300,14 +301,22 @@ pub fn repository(base: &str, owner: &str, name: &str, id: u64, open_issues: usi
 }
 
 /// The `/rate_limit` body: GitHub's example with the `core` numbers (and the
-/// deprecated `rate` copy of them) set to the fake's current ones.
-pub fn rate_limit(limit: u64, remaining: u64, reset: u64) -> Value {
+/// deprecated `rate` copy of them) and the `graphql` ones, as
+/// (limit, used, remaining, reset), set to the fake's current ones.
+pub fn rate_limit(limit: u64, remaining: u64, reset: u64, graphql: (u64, u64, u64, u64)) -> Value {
     let mut v = parse(RATE);
     let core = json!({
         "limit": limit,
         "used": limit.saturating_sub(remaining),
         "remaining": remaining,
         "reset": reset,
+    });
+    let (g_limit, g_used, g_remaining, g_reset) = graphql;
+    v["resources"]["graphql"] = json!({
+        "limit": g_limit,
+        "used": g_used,
+        "remaining": g_remaining,
+        "reset": g_reset,
     });
     v["resources"]["core"] = core.clone();
     v["rate"] = core;

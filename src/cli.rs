@@ -160,7 +160,16 @@ pub struct Cli {
     #[arg(long, conflicts_with = "mode", help_heading = "Forge")]
     pub offline: bool,
 
-    /// The forge's API base [default: https://api.github.com, or https://HOST/api/v3]
+    /// What the forge is, when its host does not tell
+    ///
+    /// github.com and codeberg.org are known; any other host is asked once (Gitea answers
+    /// /api/v1/version, GitHub Enterprise /api/v3/meta) and the answer is kept in the
+    /// database. This overrides both.
+    #[arg(long, value_name = "KIND", value_enum, help_heading = "Forge")]
+    pub forge_kind: Option<crate::forge::kind::ForgeKind>,
+
+    /// The forge's API base [default: https://api.github.com, https://HOST/api/v3 for
+    /// GitHub Enterprise, https://HOST/api/v1 for Gitea]
     ///
     /// Plain http:// is accepted only for a loopback address.
     #[arg(

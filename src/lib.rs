@@ -23,6 +23,7 @@ use anyhow::Result;
 
 use crate::exit::ExitCode;
 use crate::forge::github::{self, Answer, GitHub};
+use crate::forge::kind::{self, ForgeKind};
 use crate::forge::{Item, token};
 use crate::home::PatinaHome;
 use crate::pace::{Pace, Turn};
@@ -53,6 +54,7 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct ForgeOptions {
     pub api_url: Option<String>,
+    pub forge_kind: Option<ForgeKind>,
     pub delay: Duration,
     pub timeout: Duration,
     pub api: cli::ApiChoice,
@@ -94,6 +96,7 @@ impl From<cli::Cli> for Config {
             mode,
             forge: ForgeOptions {
                 api_url: cli.api_url,
+                forge_kind: cli.forge_kind,
                 delay: cli.delay,
                 timeout: cli.timeout,
                 api: cli.api,
@@ -198,6 +201,7 @@ fn drain(
     let (forge, pace) = connect(home, target, options, true)?;
     let (graphql, api_note) = match (options.api, forge.has_token()) {
         (cli::ApiChoice::Rest, _) => (false, Some("--api rest".to_owned())),
+        _ if !forge.kind().has_graphql() => (false, Some("Gitea has no GraphQL".to_owned())),
         (_, true) => (true, None),
         (_, false) => (false, Some("no token".to_owned())),
     };
@@ -244,7 +248,12 @@ fn sync_in_background(
 ) -> Result<()> {
     let repo = target.forge.repo.to_string();
     let pending = Store::open(&target.db_path)?.pending(&repo)?;
-    github::api_base(&target.forge.host, options.api_url.as_deref())?;
+    // The kind may need asking, over the network: the child does that.
+    github::api_base(
+        &target.forge.host,
+        options.api_url.as_deref(),
+        ForgeKind::Github,
+    )?;
     let lock = daemon::SyncLock::acquire(home, &target.forge.repo)?;
     home.logs_dir()?;
     let log = home.log_file(&target.forge.repo.owner, &target.forge.repo.name);
@@ -373,8 +382,9 @@ fn newest_number(
             Ok(items.iter().map(|i| i.number).max())
         }
         Answer::NotFound => anyhow::bail!(
-            "{} was not found on the forge (check --forge or origin; a private repository needs GITHUB_TOKEN)",
-            target.forge.repo
+            "{} was not found on the forge (check --forge or origin; a private repository needs {})",
+            target.forge.repo,
+            forge.kind().token_vars()[0]
         ),
         Answer::Limited(limit) => {
             // The next drain, in this process or another, must honour it too.
@@ -405,22 +415,102 @@ fn connect(
     options: &ForgeOptions,
     draining: bool,
 ) -> Result<(GitHub, Pace)> {
-    let base = github::api_base(&target.forge.host, options.api_url.as_deref())?;
-    let token = token::find(&target.forge.host);
+    let kind = forge_kind(home, target, options)?;
+    let base = github::api_base(&target.forge.host, options.api_url.as_deref(), kind)?;
+    let token = token::find(&target.forge.host, kind);
+    if draining && options.api == cli::ApiChoice::Graphql && !kind.has_graphql() {
+        anyhow::bail!("--api graphql: {} has no GraphQL API", kind.name());
+    }
     if token.is_none() && draining && options.api == cli::ApiChoice::Graphql {
         anyhow::bail!(
             "--api graphql needs a token: set GITHUB_TOKEN (or GH_TOKEN, or run `gh auth login`)"
         );
     }
     if token.is_none() && draining {
-        report::note(
-            "note: no GitHub token (GITHUB_TOKEN, GH_TOKEN or `gh auth login`): GitHub allows \
-             60 requests an hour without one",
-        );
+        report::note(&match kind {
+            ForgeKind::Gitea => "note: no Gitea token (GITEA_TOKEN or FORGEJO_TOKEN): only \
+                                 public repositories can be read"
+                .to_owned(),
+            _ => format!(
+                "note: no {} token ({} or `gh auth login`): GitHub allows 60 requests an hour \
+                 without one",
+                kind.name(),
+                kind.token_vars().join(", ")
+            ),
+        });
     }
-    let forge = GitHub::new(base, target.forge.repo.clone(), token, options.timeout)?;
+    let forge = GitHub::new(
+        base,
+        target.forge.repo.clone(),
+        token,
+        options.timeout,
+        kind,
+    )?;
+    remember_forge(target, &forge)?;
     let pace = Pace::new(home, &forge.host_key(), options.delay)?;
     Ok((forge, pace))
+}
+
+/// Keeps what the forge is and where its API answers, for status and for the
+/// next run (which then asks the host nothing).
+fn remember_forge(target: &Target, forge: &GitHub) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    let (kind, base) = (forge.kind().as_str(), forge.base().as_str());
+    let base = base.trim_end_matches('/');
+    let known = Store::open_read_only(&target.db_path)?
+        .map(|store| store.sync_state(&repo))
+        .transpose()?
+        .unwrap_or_default();
+    if known.forge_kind.as_deref() != Some(kind) || known.api_base.as_deref() != Some(base) {
+        Store::open(&target.db_path)?.write(|w| w.set_forge(&repo, kind, base))?;
+    }
+    Ok(())
+}
+
+/// What the forge is: `--forge-kind`, else what the database remembers,
+/// else what its host name tells, else what the host answers when asked
+/// (remembered by [`connect`]).
+fn forge_kind(home: &PatinaHome, target: &Target, options: &ForgeOptions) -> Result<ForgeKind> {
+    if let Some(kind) = options.forge_kind {
+        return Ok(kind);
+    }
+    let repo = target.forge.repo.to_string();
+    let host = &target.forge.host;
+    if let Some(store) = Store::open_read_only(&target.db_path)?
+        && let Some(kind) = store
+            .sync_state(&repo)?
+            .forge_kind
+            .as_deref()
+            .and_then(ForgeKind::parse)
+    {
+        return Ok(kind);
+    }
+    if let Some(kind) = ForgeKind::known(host) {
+        return Ok(kind);
+    }
+    let given = options
+        .api_url
+        .as_deref()
+        .map(|url| github::api_base(host, Some(url), ForgeKind::Github))
+        .transpose()?;
+    let detected = kind::detect(host, given.as_ref(), &mut |url| {
+        let key = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => "unknown".to_owned(),
+        };
+        let pace = Pace::new(home, &key, options.delay)?;
+        match pace.wait_turn(None, &mut |_, _| {})? {
+            Turn::Go => Ok(()),
+            _ => anyhow::bail!("interrupted"),
+        }
+    })?;
+    report::note(&format!(
+        "note: {host} is {} (API at {}); remembered in the database",
+        detected.kind.name(),
+        detected.base
+    ));
+    Ok(detected.kind)
 }
 
 fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) -> Result<()> {
@@ -433,6 +523,13 @@ fn status(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) 
             status.rate_limit = state.rate.map(report::RateLimit::from);
             status.api = state.api;
             status.api_note = state.api_note;
+            status.forge_kind = state.forge_kind;
+            status.api_base = state.api_base;
+            if status.forge_kind.is_none()
+                && let Some(kind) = ForgeKind::known(&target.forge.host)
+            {
+                status.forge_kind = Some(kind.as_str().to_owned());
+            }
             status.last_refresh = report::LastRefresh::from_state(&store.refresh_state(&repo)?);
             if let Some(run) = store.latest_run(&repo)? {
                 let now = std::time::SystemTime::now();

@@ -98,6 +98,10 @@ pub struct Status {
     pub api: Option<String>,
     /// Why REST, when it is ("no token", "--api rest", the host's answer).
     pub api_note: Option<String>,
+    /// "github", "github-enterprise" or "gitea" (or null before it is known).
+    pub forge_kind: Option<String>,
+    /// Where the forge's API answered when its kind was asked (or null).
+    pub api_base: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -240,6 +244,8 @@ impl Status {
             last_refresh: None,
             api: None,
             api_note: None,
+            forge_kind: None,
+            api_base: None,
         }
     }
 
@@ -295,6 +301,11 @@ impl Status {
                     "new or changed items"
                 )
             )?;
+        }
+        match (self.forge_kind.as_deref(), self.api_base.as_deref()) {
+            (Some(kind), Some(base)) => writeln!(out, "Forge kind: {kind} ({base})")?,
+            (Some(kind), None) => writeln!(out, "Forge kind: {kind}")?,
+            _ => {}
         }
         match (self.api.as_deref(), self.api_note.as_deref()) {
             (Some("graphql"), _) => writeln!(out, "API: GraphQL batches")?,

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Result, anyhow, bail};
 use reqwest::Url;
 
-use crate::forge::github::{Answer, Fetched, GitHub, Limit, PER_PAGE};
+use crate::forge::github::{Answer, Fetched, GitHub, Limit};
 use crate::forge::graphql::{self, MAX_BATCH, Node};
-use crate::forge::{Item, Kind, MergedAt};
+use crate::forge::kind::ForgeKind;
+use crate::forge::{Details, Item, Kind, MergedAt};
 use crate::pace::{Pace, Turn};
 use crate::report::{Progress, count, thousands};
 use crate::signals;
@@ -302,7 +303,7 @@ impl Drain<'_> {
             return Ok(Step::Done);
         }
         if self.batch.is_none()
-            && self.budget() >= u64::from(PER_PAGE)
+            && self.budget() >= u64::from(self.forge.per_page())
             && let Some(url) = self.next_page()?
         {
             return Ok(Step::Page(url));
@@ -354,7 +355,7 @@ impl Drain<'_> {
         if let Some(next) = &state.list_next {
             let floor = state.list_floor.unwrap_or(u32::MAX);
             let below = pending_between(&self.pending, covered, floor);
-            if listing_pays(&below, floor)
+            if listing_pays(&below, floor, self.forge.per_page())
                 && let Ok(url) = Url::parse(next)
                 && self.forge.may_follow(&url)
             {
@@ -367,7 +368,7 @@ impl Drain<'_> {
             .unwrap_or(0)
             .max(self.pending.last().copied().unwrap_or(0));
         let newer = pending_between(&self.pending, covered, u32::MAX);
-        if listing_pays(&newer, top.saturating_add(1)) {
+        if listing_pays(&newer, top.saturating_add(1), self.forge.per_page()) {
             let first = self.forge.first_page_url();
             let repo = self.repo.clone();
             self.store
@@ -527,7 +528,14 @@ impl Drain<'_> {
         };
         for item in &mut items {
             // An open PR is not merged: no request needed to say so.
-            if item.open && needs_completion(item) {
+            if item.open
+                && matches!(
+                    item.kind,
+                    Kind::Pr {
+                        merged_at: MergedAt::Unknown
+                    }
+                )
+            {
                 item.kind = Kind::Pr {
                     merged_at: MergedAt::Known(None),
                 };
@@ -559,8 +567,9 @@ impl Drain<'_> {
             ok
         });
         let end_of_listing = next.is_none() || (fetched.answer == Answer::Ok && items.is_empty());
+        let kind = self.forge.kind();
         let (items, later): (Vec<Item>, Vec<Item>) =
-            items.into_iter().partition(|i| !needs_completion(i));
+            items.into_iter().partition(|i| !needs_completion(i, kind));
         let repo = self.repo.clone();
         let requests = self.summary.requests;
         let (settled_issues, settled_prs) = self.store.write(|w| {
@@ -653,6 +662,10 @@ impl Drain<'_> {
         let mut url = first.clone();
         let mut pages = 0;
         let mut changed = 0;
+        // A listing newest first (Gitea) moves the mark only at its end: a
+        // later page may hold older changes.
+        let ascending = self.forge.kind().updates_ascending();
+        let mut newest_seen: Option<String> = None;
         loop {
             if signals::stop_requested() {
                 return Ok(End::Interrupted);
@@ -706,8 +719,13 @@ impl Drain<'_> {
             let is_first = url == first;
             let run = self.run;
             // The mark moves with the last of the page's items committed.
+            if let Some(newest) = &newest
+                && newest_seen.as_ref().is_none_or(|seen| newest > seen)
+            {
+                newest_seen = Some(newest.clone());
+            }
             let mark = |w: &Writer<'_>| -> Result<()> {
-                if let Some(newest) = &newest {
+                if let (Some(newest), true) = (&newest, ascending) {
                     w.advance_mark(newest)?;
                 }
                 if is_first && fetched.answer == Answer::Ok {
@@ -719,8 +737,9 @@ impl Drain<'_> {
                 w.count(run, requests, 0, 0, None)
             };
             let listed = items.len();
+            let kind = self.forge.kind();
             let (items, later): (Vec<Item>, Vec<Item>) =
-                items.into_iter().partition(|i| !needs_completion(i));
+                items.into_iter().partition(|i| !needs_completion(i, kind));
             let mut page_changed = self.store.write(|w| {
                 let mut page_changed = 0;
                 for item in &items {
@@ -763,6 +782,9 @@ impl Drain<'_> {
             .transpose()?
             .map(|state| self.forge.updated_url(state.mark.as_deref()));
         self.store.write(|w| {
+            if let (Some(newest), false) = (&newest_seen, ascending) {
+                w.advance_mark(newest)?;
+            }
             if let Some(base) = &rebase {
                 w.set_refresh_page(&repo, base.as_str(), None)?;
             }
@@ -1196,6 +1218,9 @@ impl Drain<'_> {
     /// to tell merged from closed. Returns false when interrupted. An answer
     /// that does not decode is a failure like any other: asked again.
     fn complete(&mut self, item: &mut Item) -> Result<bool> {
+        if self.forge.kind() == ForgeKind::Gitea {
+            return self.discussion(item);
+        }
         let Kind::Pr { merged_at } = &item.kind else {
             return Ok(true);
         };
@@ -1209,40 +1234,87 @@ impl Drain<'_> {
             return Ok(true);
         }
         let url = self.forge.pull_url(item.number);
-        loop {
-            let Some(fetched) = self.send(&url, None)? else {
+        let what = format!("tell whether PR #{} was merged", item.number);
+        let merged_at = self.ask_until_answered(&url, &what, |answer, body| match answer {
+            Answer::Ok => crate::forge::merged_at_from_pull(body),
+            _ => Ok(None),
+        })?;
+        let Some(merged_at) = merged_at else {
+            return Ok(false);
+        };
+        item.kind = Kind::Pr {
+            merged_at: MergedAt::Known(merged_at),
+        };
+        Ok(true)
+    }
+
+    /// Gitea's REST is all there is: an item's comments and a PR's reviews
+    /// take a request each. Returns false when interrupted.
+    fn discussion(&mut self, item: &mut Item) -> Result<bool> {
+        let mut details = Details {
+            comment_count: item.listed_comments.unwrap_or(0),
+            comments: Vec::new(),
+            approvals: None,
+            linked_issues: None,
+        };
+        if item.listed_comments != Some(0) {
+            let url = self.forge.comments_url(item.number);
+            let what = format!("read the comments of #{}", item.number);
+            let Some(comments) =
+                self.ask_until_answered(&url, &what, |answer, body| match answer {
+                    Answer::Ok => crate::forge::comments_from_gitea(body),
+                    _ => Ok(Vec::new()),
+                })?
+            else {
                 return Ok(false);
             };
-            if self.common(&fetched.answer, None)? {
-                if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
-                    bail!(
-                        "cannot tell whether PR #{} was merged: the forge keeps failing",
-                        item.number
-                    );
-                }
-                continue;
-            }
-            let merged_at = match fetched.answer {
-                Answer::Ok => match crate::forge::merged_at_from_pull(&fetched.body) {
-                    Ok(at) => at,
-                    Err(why) => {
-                        self.common(&Answer::Transient(why), None)?;
-                        if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
-                            bail!(
-                                "cannot tell whether PR #{} was merged: the forge keeps failing",
-                                item.number
-                            );
-                        }
-                        continue;
+            details.comment_count = details.comment_count.max(comments.len() as u64);
+            details.comments = comments;
+        }
+        if item.is_pr() {
+            let url = self.forge.reviews_url(item.number);
+            let what = format!("read the reviews of PR #{}", item.number);
+            let Some(approvals) =
+                self.ask_until_answered(&url, &what, |answer, body| match answer {
+                    Answer::Ok => crate::forge::approvals_from_gitea(body),
+                    _ => Ok(0),
+                })?
+            else {
+                return Ok(false);
+            };
+            details.approvals = Some(approvals);
+        }
+        item.details = Some(details);
+        Ok(true)
+    }
+
+    /// Asks `url` until an answer comes that `decode` accepts: limits and
+    /// failures are dealt with as anywhere, a body that does not decode is a
+    /// failure too. `None` when a stop came first; an error after the forge
+    /// failed too often in a row (`what` says what could not be done).
+    fn ask_until_answered<T>(
+        &mut self,
+        url: &Url,
+        what: &str,
+        decode: impl Fn(&Answer, &[u8]) -> Result<T, String>,
+    ) -> Result<Option<T>> {
+        loop {
+            let Some(fetched) = self.send(url, None)? else {
+                return Ok(None);
+            };
+            let dealt_with = match self.common(&fetched.answer, None)? {
+                true => true,
+                false => match decode(&fetched.answer, &fetched.body) {
+                    Ok(value) => {
+                        self.succeeded()?;
+                        return Ok(Some(value));
                     }
+                    Err(why) => self.common(&Answer::Transient(why), None)?,
                 },
-                _ => None,
             };
-            self.succeeded()?;
-            item.kind = Kind::Pr {
-                merged_at: MergedAt::Known(merged_at),
-            };
-            return Ok(true);
+            if dealt_with && self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                bail!("cannot {what}: the forge keeps failing");
+            }
         }
     }
 }
@@ -1257,9 +1329,9 @@ fn pending_between(pending: &BTreeSet<u32>, low: u32, high: u32) -> BTreeSet<u32
 
 /// Whether following the listing below `floor` reaches pending refs for
 /// fewer requests than asking for them one by one: some depth of `d` pages
-/// (about 100 numbers each) holds more than `d` pending refs.
-pub fn listing_pays(pending: &BTreeSet<u32>, floor: u32) -> bool {
-    let per_page = PER_PAGE as u64;
+/// (about `per_page` numbers each) holds more than `d` pending refs.
+pub fn listing_pays(pending: &BTreeSet<u32>, floor: u32, per_page: u32) -> bool {
+    let per_page = u64::from(per_page);
     pending
         .range(..floor)
         .rev()
@@ -1267,14 +1339,19 @@ pub fn listing_pays(pending: &BTreeSet<u32>, floor: u32) -> bool {
         .any(|(i, &n)| (i as u64 + 1) > u64::from(floor - n).div_ceil(per_page).max(1))
 }
 
-/// A closed PR whose answer did not say whether it was merged.
-fn needs_completion(item: &Item) -> bool {
-    matches!(
-        item.kind,
-        Kind::Pr {
-            merged_at: MergedAt::Unknown
-        }
-    )
+/// An item that needs requests of its own after its answer: a closed PR
+/// whose answer did not say whether it was merged; on Gitea, any PR (its
+/// reviews) and any item with comments.
+fn needs_completion(item: &Item, kind: ForgeKind) -> bool {
+    match kind {
+        ForgeKind::Gitea => item.is_pr() || item.listed_comments != Some(0),
+        _ => matches!(
+            item.kind,
+            Kind::Pr {
+                merged_at: MergedAt::Unknown
+            }
+        ),
+    }
 }
 
 fn kind_of(item: &Item) -> &'static str {
@@ -1374,26 +1451,26 @@ mod tests {
 
     #[test]
     fn dense_ranges_are_listed() {
-        assert!(listing_pays(&set(1..=17_488), 17_489));
+        assert!(listing_pays(&set(1..=17_488), 17_489, 100));
         // 51 per 100 numbers, like a real project's commit refs.
-        assert!(listing_pays(&set((1..=17_385).step_by(2)), 17_386));
+        assert!(listing_pays(&set((1..=17_385).step_by(2)), 17_386, 100));
     }
 
     #[test]
     fn sparse_refs_are_asked_one_by_one() {
-        assert!(!listing_pays(&set([5_000]), 17_489));
-        assert!(!listing_pays(&set([17_000, 12_000, 400]), 17_489));
+        assert!(!listing_pays(&set([5_000]), 17_489, 100));
+        assert!(!listing_pays(&set([17_000, 12_000, 400]), 17_489, 100));
         // One ref a page: listing costs as much as asking.
-        assert!(!listing_pays(&set((1..=10_000).step_by(100)), 10_001));
-        assert!(!listing_pays(&set([]), 10));
+        assert!(!listing_pays(&set((1..=10_000).step_by(100)), 10_001, 100));
+        assert!(!listing_pays(&set([]), 10, 100));
     }
 
     #[test]
     fn a_dense_pocket_deep_down_still_pays() {
         let mut pending = set([9_000]);
         pending.extend(1..=500);
-        assert!(listing_pays(&pending, 9_001));
+        assert!(listing_pays(&pending, 9_001, 100));
         // Below the floor only: what is above it was listed already.
-        assert!(!listing_pays(&set(9_500..=9_900), 9_001));
+        assert!(!listing_pays(&set(9_500..=9_900), 9_001, 100));
     }
 }

@@ -185,11 +185,16 @@ pub fn parse_remote_url(url: &str) -> Result<Forge, String> {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     let host = host.split_once(':').map_or(host, |(host, _port)| host);
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
-    {
+    // A DNS name: at most 253 characters, dot-separated labels of 1 to 63
+    // letters, digits and inner hyphens (so not `..`, `.`, `a..b` or `-x`,
+    // which only look like hosts).
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) {
         return Err(refuse());
     }
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -267,6 +272,14 @@ mod tests {
             "ftp://host/o/r",
             "C:\\repos\\x",
             "https://github.com/o/r%20x",
+            "https://../o/r",
+            "https://./o/r",
+            "https://a..b/o/r",
+            "https://.github.com/o/r",
+            "ssh://git@-x/o/r",
+            "git@..:o/r",
+            &format!("https://{}.com/o/r", "x".repeat(64)),
+            &format!("https://{}com/o/r", "x.".repeat(127)),
             "",
         ] {
             assert!(parse_remote_url(url).is_err(), "{url:?} was accepted");

@@ -16,11 +16,19 @@ repositories under \fIcache/repos/\fR, the sync lock and the pace ledger under \
 the sync logs under \fIlogs/\fR.
 .TP
 \fBGITHUB_TOKEN\fR, \fBGH_TOKEN\fR
-The token, in this order; else \fBgh auth token\fR when \fBgh\fR is installed; else none
+The token for github.com, in this order; else \fBgh auth token\fR when \fBgh\fR is
+installed; else none
 (GitHub allows 60 requests an hour without one). With a token the backlog is resolved in
 GraphQL batches, comments, approvals and linked issues included. A token is never taken from
 the command line, never written to a log, a database or a message, and sent only to the API's
 own host.
+.TP
+\fBGH_ENTERPRISE_TOKEN\fR, \fBGITHUB_ENTERPRISE_TOKEN\fR
+The token for a GitHub Enterprise host, before \fBGITHUB_TOKEN\fR and \fBGH_TOKEN\fR, as
+\fBgh\fR takes them.
+.TP
+\fBGITEA_TOKEN\fR, \fBFORGEJO_TOKEN\fR
+The token for a Gitea, Forgejo or Codeberg host, sent as \fBAuthorization: token\fR.
 .TP
 \fBPATINA_FORGE_API_URL\fR
 The API base, as \fB\-\-api\-url\fR.

@@ -1,6 +1,8 @@
-//! GitHub's REST API: the URLs we ask, and what each answer means for a ref.
-//! Classification is a pure function of status, headers and body, so the
-//! rules in `github-api/README.md` are tested without a server.
+//! GitHub's REST API, and the APIs shaped like it (GitHub Enterprise, and
+//! Gitea's, whose issue objects and paging follow GitHub's): the URLs we ask,
+//! and what each answer means for a ref. Classification is a pure function
+//! of status, headers and body, so the rules in `github-api/README.md` are
+//! tested without a server.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,11 +10,9 @@ use anyhow::{Result, anyhow, bail};
 use reqwest::{StatusCode, Url};
 
 use super::http::{Http, Reply};
+use super::kind::ForgeKind;
 use super::token::Token;
 use crate::target::ForgeName;
-
-/// Items per listing page: GitHub's maximum.
-pub const PER_PAGE: u32 = 100;
 
 /// What an answer means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,19 +67,20 @@ pub struct Fetched {
 
 pub struct GitHub {
     http: Http,
+    kind: ForgeKind,
     /// Ends with `/`, so that joining keeps any path prefix (`/api/v3/`).
     base: Url,
     repo: ForgeName,
 }
 
-/// The API base: `--api-url`/`PATINA_FORGE_API_URL` when given, else from the
-/// forge's host. Plain `http://` only to a loopback address (tests, proxies
-/// on this machine): anywhere else the token would cross the network in clear.
-pub fn api_base(host: &str, given: Option<&str>) -> Result<Url> {
+/// The API base: `--api-url`/`PATINA_FORGE_API_URL` when given, else the
+/// forge kind's for the host. Plain `http://` only to a loopback address
+/// (tests, proxies on this machine): anywhere else the token would cross the
+/// network in clear.
+pub fn api_base(host: &str, given: Option<&str>, kind: ForgeKind) -> Result<Url> {
     let text = match given {
         Some(url) => url.trim().to_owned(),
-        None if host == "github.com" => "https://api.github.com".to_owned(),
-        None => format!("https://{host}/api/v3"),
+        None => kind.default_base(host),
     };
     let mut url =
         Url::parse(&text).map_err(|e| anyhow!("the API URL {text:?} is not a URL: {e}"))?;
@@ -120,9 +121,11 @@ impl GitHub {
         repo: ForgeName,
         token: Option<Token>,
         timeout: Duration,
+        kind: ForgeKind,
     ) -> Result<Self> {
         Ok(Self {
-            http: Http::new(&base, token, timeout)?,
+            http: Http::new(&base, token, kind.auth(), timeout)?,
+            kind,
             base,
             repo,
         })
@@ -130,6 +133,19 @@ impl GitHub {
 
     pub fn has_token(&self) -> bool {
         self.http.has_token()
+    }
+
+    pub fn kind(&self) -> ForgeKind {
+        self.kind
+    }
+
+    /// Items per listing page.
+    pub fn per_page(&self) -> u32 {
+        self.kind.per_page()
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     /// `host[:port]` of the API: the key of its pace ledger.
@@ -167,27 +183,55 @@ impl GitHub {
 
     /// The newest issue or PR: one item, newest created first.
     pub fn newest_url(&self) -> Url {
-        self.url("issues?state=all&sort=created&direction=desc&per_page=1")
+        match self.kind {
+            // Gitea lists newest first, and knows no `sort` here.
+            ForgeKind::Gitea => self.url("issues?state=all&limit=1"),
+            _ => self.url("issues?state=all&sort=created&direction=desc&per_page=1"),
+        }
     }
 
     /// The first page of the listing, newest first: numbers descend, so the
     /// pages walk the backlog from the top down.
     pub fn first_page_url(&self) -> Url {
-        self.url(&format!(
-            "issues?state=all&sort=created&direction=desc&per_page={PER_PAGE}"
-        ))
+        let per_page = self.per_page();
+        match self.kind {
+            ForgeKind::Gitea => self.url(&format!("issues?state=all&limit={per_page}")),
+            _ => self.url(&format!(
+                "issues?state=all&sort=created&direction=desc&per_page={per_page}"
+            )),
+        }
     }
 
-    /// What changed since `since` (RFC 3339), oldest change first, so that
-    /// the high-water mark can move page by page; everything without `since`.
+    /// What changed since `since` (RFC 3339): on GitHub oldest change first,
+    /// so that the high-water mark can move page by page (Gitea lists newest
+    /// first: see [`ForgeKind::updates_ascending`]); everything without
+    /// `since`.
     pub fn updated_url(&self, since: Option<&str>) -> Url {
-        let mut url = self.url(&format!(
-            "issues?state=all&sort=updated&direction=asc&per_page={PER_PAGE}"
-        ));
+        let per_page = self.per_page();
+        let mut url = match self.kind {
+            ForgeKind::Gitea => self.url(&format!("issues?state=all&limit={per_page}")),
+            _ => self.url(&format!(
+                "issues?state=all&sort=updated&direction=asc&per_page={per_page}"
+            )),
+        };
         if let Some(since) = since {
             url.query_pairs_mut().append_pair("since", since);
         }
         url
+    }
+
+    /// The first comments of issue or PR `number` (Gitea: REST carries no
+    /// discussion, and there is no GraphQL).
+    pub fn comments_url(&self, number: u32) -> Url {
+        self.url(&format!(
+            "issues/{number}/comments?limit={}",
+            super::graphql::COMMENTS
+        ))
+    }
+
+    /// The reviews of PR `number` (Gitea).
+    pub fn reviews_url(&self, number: u32) -> Url {
+        self.url(&format!("pulls/{number}/reviews"))
     }
 
     /// GraphQL's endpoint: `/graphql` beside REST's root on github.com,
@@ -206,7 +250,7 @@ impl GitHub {
     pub fn fetch_batch(&self, numbers: &[u32]) -> Result<Fetched> {
         let body = super::graphql::request_body(numbers, &self.repo.owner, &self.repo.name);
         let reply = self.http.post_json(&self.graphql_url(), body)?;
-        Ok(fetched(reply, SystemTime::now()))
+        Ok(fetched(reply, SystemTime::now(), self.kind))
     }
 
     /// Whether the listing's `next` may be followed: only on the API's own
@@ -219,12 +263,12 @@ impl GitHub {
     /// failure, which is transient too but has no answer to classify.
     pub fn fetch(&self, url: &Url, etag: Option<&str>) -> Result<Fetched> {
         let reply = self.http.get(url, etag)?;
-        Ok(fetched(reply, SystemTime::now()))
+        Ok(fetched(reply, SystemTime::now(), self.kind))
     }
 }
 
-fn fetched(reply: Reply, now: SystemTime) -> Fetched {
-    let answer = classify(&reply, now);
+fn fetched(reply: Reply, now: SystemTime, kind: ForgeKind) -> Fetched {
+    let answer = classify(&reply, now, kind);
     Fetched {
         status: reply.status.as_u16(),
         etag: reply.header("etag").map(str::to_owned),
@@ -236,7 +280,7 @@ fn fetched(reply: Reply, now: SystemTime) -> Fetched {
 }
 
 /// The rules of `github-api/README.md`, in order.
-pub fn classify(reply: &Reply, now: SystemTime) -> Answer {
+pub fn classify(reply: &Reply, now: SystemTime, kind: ForgeKind) -> Answer {
     let status = reply.status;
     match status.as_u16() {
         200..=299 => Answer::Ok,
@@ -248,8 +292,10 @@ pub fn classify(reply: &Reply, now: SystemTime) -> Answer {
         404 => Answer::NotFound,
         410 => Answer::Gone,
         401 => Answer::Denied(format!(
-            "GitHub rejected the token ({}): set GITHUB_TOKEN to a valid token, or unset it",
-            message_or(&reply.body, "Bad credentials")
+            "{} rejected the token ({}): set {} to a valid token, or unset it",
+            kind.name(),
+            message_or(&reply.body, "Bad credentials"),
+            kind.token_vars()[0]
         )),
         403 | 429 => {
             if let Some(limit) = rate_limited(reply, now) {
@@ -258,8 +304,9 @@ pub fn classify(reply: &Reply, now: SystemTime) -> Answer {
                 Answer::Limited(Limit::Secondary { retry_after: None })
             } else {
                 Answer::Denied(format!(
-                    "GitHub refused access (403: {}): the token needs read access to this \
+                    "{} refused access (403: {}): the token needs read access to this \
                      repository's issues and pull requests",
+                    kind.name(),
                     message_or(&reply.body, "Forbidden")
                 ))
             }
@@ -372,17 +419,29 @@ mod tests {
     #[test]
     fn final_answers() {
         let now = SystemTime::now();
-        assert_eq!(classify(&reply(200, &[], "{}"), now), Answer::Ok);
-        assert_eq!(classify(&reply(304, &[], ""), now), Answer::NotModified);
-        assert_eq!(classify(&reply(404, &[], "{}"), now), Answer::NotFound);
-        assert_eq!(classify(&reply(410, &[], "{}"), now), Answer::Gone);
+        assert_eq!(
+            classify(&reply(200, &[], "{}"), now, ForgeKind::Github),
+            Answer::Ok
+        );
+        assert_eq!(
+            classify(&reply(304, &[], ""), now, ForgeKind::Github),
+            Answer::NotModified
+        );
+        assert_eq!(
+            classify(&reply(404, &[], "{}"), now, ForgeKind::Github),
+            Answer::NotFound
+        );
+        assert_eq!(
+            classify(&reply(410, &[], "{}"), now, ForgeKind::Github),
+            Answer::Gone
+        );
         let moved = reply(
             301,
             &[("location", "https://api.github.com/repositories/1/issues/2")],
             "",
         );
         assert!(
-            matches!(classify(&moved, now), Answer::Moved(u) if u.path() == "/repositories/1/issues/2")
+            matches!(classify(&moved, now, ForgeKind::Github), Answer::Moved(u) if u.path() == "/repositories/1/issues/2")
         );
     }
 
@@ -398,7 +457,7 @@ mod tests {
             r#"{"message":"API rate limit exceeded for user ID 1."}"#,
         );
         assert_eq!(
-            classify(&primary, now),
+            classify(&primary, now, ForgeKind::Github),
             Answer::Limited(Limit::Primary {
                 reset: UNIX_EPOCH + Duration::from_secs(1600)
             })
@@ -409,12 +468,12 @@ mod tests {
             r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes."}"#,
         );
         assert_eq!(
-            classify(&secondary, now),
+            classify(&secondary, now, ForgeKind::Github),
             Answer::Limited(Limit::Secondary { retry_after: None })
         );
         let told = reply(429, &[("retry-after", "42")], "{}");
         assert_eq!(
-            classify(&told, now),
+            classify(&told, now, ForgeKind::Github),
             Answer::Limited(Limit::Secondary {
                 retry_after: Some(Duration::from_secs(42))
             })
@@ -425,10 +484,10 @@ mod tests {
             r#"{"message":"Resource not accessible by integration"}"#,
         );
         assert!(
-            matches!(classify(&denied, now), Answer::Denied(m) if m.contains("Resource not accessible"))
+            matches!(classify(&denied, now, ForgeKind::Github), Answer::Denied(m) if m.contains("Resource not accessible"))
         );
         assert!(matches!(
-            classify(&reply(401, &[], "{}"), now),
+            classify(&reply(401, &[], "{}"), now, ForgeKind::Github),
             Answer::Denied(_)
         ));
     }
@@ -439,14 +498,14 @@ mod tests {
         for status in [500, 502, 503, 504, 422, 400] {
             assert!(
                 matches!(
-                    classify(&reply(status, &[], "<html>"), now),
+                    classify(&reply(status, &[], "<html>"), now, ForgeKind::Github),
                     Answer::Transient(_)
                 ),
                 "{status}"
             );
         }
         assert!(matches!(
-            classify(&reply(301, &[], ""), now),
+            classify(&reply(301, &[], ""), now, ForgeKind::Github),
             Answer::Transient(_)
         ));
     }
@@ -468,17 +527,42 @@ mod tests {
     #[test]
     fn api_bases() {
         assert_eq!(
-            api_base("github.com", None).unwrap().as_str(),
+            api_base("github.com", None, ForgeKind::Github)
+                .unwrap()
+                .as_str(),
             "https://api.github.com/"
         );
         assert_eq!(
-            api_base("ghe.example.com", None).unwrap().as_str(),
+            api_base("ghe.example.com", None, ForgeKind::GithubEnterprise)
+                .unwrap()
+                .as_str(),
             "https://ghe.example.com/api/v3/"
         );
-        assert!(api_base("github.com", Some("http://127.0.0.1:8080")).is_ok());
-        assert!(api_base("github.com", Some("http://localhost:8080/api")).is_ok());
-        assert!(api_base("github.com", Some("http://example.com")).is_err());
-        assert!(api_base("github.com", Some("https://u:p@example.com")).is_err());
-        assert!(api_base("github.com", Some("ftp://example.com")).is_err());
+        assert!(
+            api_base(
+                "github.com",
+                Some("http://127.0.0.1:8080"),
+                ForgeKind::Github
+            )
+            .is_ok()
+        );
+        assert!(
+            api_base(
+                "github.com",
+                Some("http://localhost:8080/api"),
+                ForgeKind::Github
+            )
+            .is_ok()
+        );
+        assert!(api_base("github.com", Some("http://example.com"), ForgeKind::Github).is_err());
+        assert!(
+            api_base(
+                "github.com",
+                Some("https://u:p@example.com"),
+                ForgeKind::Github
+            )
+            .is_err()
+        );
+        assert!(api_base("github.com", Some("ftp://example.com"), ForgeKind::Github).is_err());
     }
 }

@@ -401,6 +401,7 @@ impl RawNode {
             updated_at: self.updated_at,
             url: self.url,
             details: Some(details),
+            listed_comments: None,
         })
     }
 }

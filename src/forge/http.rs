@@ -19,8 +19,19 @@ pub const BODY_CAP: u64 = 32 * 1024 * 1024;
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How the token is sent: GitHub's `Bearer`, Gitea's `token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    Token,
+}
+
+/// Asking a host what it is should not hang a run for long.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Http {
     client: Client,
+    auth: Auth,
     /// Where the token may go: the API base's scheme, host and port.
     origin: url_origin::Origin,
     token: Option<Token>,
@@ -60,7 +71,12 @@ mod url_origin {
 
 impl Http {
     /// `timeout` bounds a whole request, answer included.
-    pub fn new(api_base: &Url, token: Option<Token>, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        api_base: &Url,
+        token: Option<Token>,
+        auth: Auth,
+        timeout: Duration,
+    ) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -82,6 +98,7 @@ impl Http {
             .context("cannot set up the HTTP client")?;
         Ok(Self {
             client,
+            auth,
             origin: url_origin::Origin::of(api_base),
             token,
         })
@@ -118,7 +135,11 @@ impl Http {
     fn authorized(&self, request: RequestBuilder, url: &Url) -> Result<RequestBuilder> {
         Ok(match (&self.token, self.same_origin(url)) {
             (Some(token), true) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+                let scheme = match self.auth {
+                    Auth::Bearer => "Bearer",
+                    Auth::Token => "token",
+                };
+                let mut value = HeaderValue::from_str(&format!("{scheme} {}", token.secret()))
                     .context("the token is not a valid header value")?;
                 value.set_sensitive(true);
                 request.header(header::AUTHORIZATION, value)

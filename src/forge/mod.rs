@@ -4,6 +4,7 @@
 pub mod github;
 pub mod graphql;
 pub mod http;
+pub mod kind;
 pub mod token;
 
 use serde::{Deserialize, Deserializer};
@@ -30,6 +31,8 @@ pub struct Item {
     /// The discussion, when the source carried it (GraphQL); `None` keeps
     /// what is stored.
     pub details: Option<Details>,
+    /// The comment count a REST answer gave (`comments`), if it did.
+    pub listed_comments: Option<u64>,
 }
 
 /// What GraphQL tells beyond REST's issue object.
@@ -147,6 +150,8 @@ struct RawIssue {
     html_url: String,
     #[serde(default)]
     pull_request: Option<RawPullRef>,
+    #[serde(default)]
+    comments: Option<u64>,
 }
 
 /// Labels come as objects, or (per the schema) as bare names.
@@ -163,6 +168,16 @@ enum RawLabel {
 #[derive(Deserialize)]
 struct RawUser {
     login: String,
+    #[serde(default)]
+    id: Option<i64>,
+}
+
+impl RawUser {
+    /// The login, or `None` for a deleted account: GitHub sends `null`,
+    /// Gitea its ghost user (id -1).
+    fn login(self) -> Option<String> {
+        (self.id != Some(-1)).then_some(self.login)
+    }
 }
 
 #[derive(Deserialize)]
@@ -207,7 +222,8 @@ impl RawIssue {
             number,
             kind,
             title: self.title,
-            body: self.body,
+            // Gitea sends an empty body as "", GitHub as null.
+            body: self.body.filter(|b| !b.is_empty()),
             open,
             labels: self
                 .labels
@@ -217,13 +233,49 @@ impl RawIssue {
                     RawLabel::Object { name } => name,
                 })
                 .collect(),
-            author: self.user.map(|u| u.login),
+            author: self.user.and_then(RawUser::login),
             created_at: self.created_at,
             updated_at: self.updated_at,
             url: self.html_url,
             details: None,
+            listed_comments: self.comments,
         })
     }
+}
+
+/// The comments of a Gitea `GET /issues/{n}/comments` answer, in order.
+pub fn comments_from_gitea(json: &[u8]) -> Result<Vec<Comment>, String> {
+    #[derive(Deserialize)]
+    struct RawComment {
+        id: u64,
+        #[serde(default)]
+        user: Option<RawUser>,
+        #[serde(default)]
+        body: String,
+        created_at: String,
+    }
+    let raw: Vec<RawComment> = serde_json::from_slice(json).map_err(|e| describe(&e))?;
+    Ok(raw
+        .into_iter()
+        .take(graphql::COMMENTS as usize)
+        .map(|c| Comment {
+            id: c.id.to_string(),
+            author: c.user.and_then(RawUser::login),
+            body: c.body,
+            created_at: c.created_at,
+        })
+        .collect())
+}
+
+/// Approving reviews in a Gitea `GET /pulls/{n}/reviews` answer.
+pub fn approvals_from_gitea(json: &[u8]) -> Result<u64, String> {
+    #[derive(Deserialize)]
+    struct RawReview {
+        #[serde(default)]
+        state: String,
+    }
+    let raw: Vec<RawReview> = serde_json::from_slice(json).map_err(|e| describe(&e))?;
+    Ok(raw.iter().filter(|r| r.state == "APPROVED").count() as u64)
 }
 
 /// `merged_at` from a `GET /pulls/{n}` answer.
@@ -291,6 +343,38 @@ mod tests {
             Item::from_github(merged.as_bytes()).unwrap().state(),
             "merged"
         );
+    }
+
+    #[test]
+    fn giteas_shapes_decode() {
+        let json = br#"{"id": 9, "number": 3, "title": "t", "body": "", "state": "closed",
+            "labels": [{"id": 1, "name": "bug", "color": "ee0701"}],
+            "user": {"id": -1, "login": "Ghost"}, "comments": 2,
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-02T00:00:00Z",
+            "html_url": "https://codeberg.org/o/r/pulls/3",
+            "pull_request": {"merged": true, "merged_at": "2024-01-02T00:00:00Z"}}"#;
+        let item = Item::from_github(json).unwrap();
+        assert_eq!(item.state(), "merged");
+        assert_eq!(item.author, None, "Gitea's ghost is a deleted account");
+        assert_eq!(item.body, None);
+        assert_eq!(item.labels, ["bug"]);
+        assert_eq!(item.listed_comments, Some(2));
+        let comments = comments_from_gitea(
+            br#"[{"id": 11, "user": {"id": 2, "login": "ann"}, "body": "ok",
+                 "created_at": "2024-01-01T01:00:00Z"},
+                {"id": 12, "user": {"id": -1, "login": "Ghost"}, "body": "x",
+                 "created_at": "2024-01-01T02:00:00Z"}]"#,
+        )
+        .unwrap();
+        assert_eq!(comments[0].id, "11");
+        assert_eq!(comments[1].author, None);
+        let approvals = approvals_from_gitea(
+            br#"[{"state": "APPROVED"}, {"state": "REQUEST_CHANGES"}, {"state": "APPROVED"},
+                {"state": "COMMENT"}]"#,
+        )
+        .unwrap();
+        assert_eq!(approvals, 2);
+        assert!(comments_from_gitea(b"{}").is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::process::{Command, Stdio};
 
+use super::kind::ForgeKind;
+
 /// A forge token.
 #[derive(Clone)]
 pub struct Token(String);
@@ -20,15 +22,20 @@ impl fmt::Debug for Token {
     }
 }
 
-/// `GITHUB_TOKEN`, else `GH_TOKEN`, else `gh auth token --hostname HOST`
-/// when `gh` is installed, else none.
-pub fn find(host: &str) -> Option<Token> {
-    for var in ["GITHUB_TOKEN", "GH_TOKEN"] {
+/// The kind's variables in order (`GITHUB_TOKEN`, `GH_TOKEN` for
+/// github.com; the enterprise ones first for GitHub Enterprise; `GITEA_TOKEN`,
+/// `FORGEJO_TOKEN` for Gitea), else, for GitHub's kinds,
+/// `gh auth token --hostname HOST` when `gh` is installed; else none.
+pub fn find(host: &str, kind: ForgeKind) -> Option<Token> {
+    for var in kind.token_vars() {
         if let Some(value) = std::env::var(var).ok().and_then(clean) {
             return Some(Token(value));
         }
     }
-    from_gh(host)
+    match kind {
+        ForgeKind::Gitea => None,
+        _ => from_gh(host),
+    }
 }
 
 fn from_gh(host: &str) -> Option<Token> {

@@ -37,6 +37,9 @@ pub struct SyncState {
     /// The API the latest drain used (`graphql`, `rest`), and why REST.
     pub api: Option<String>,
     pub api_note: Option<String>,
+    /// What the forge is and where its API is, once learned.
+    pub forge_kind: Option<String>,
+    pub api_base: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,12 +248,17 @@ impl Store {
         } else {
             "NULL, NULL"
         };
+        let identity = if self.has_column("forge_sync_state", "forge_kind")? {
+            "forge_kind, api_base"
+        } else {
+            "NULL, NULL"
+        };
         let state = self
             .conn
             .query_row(
                 &format!(
                     "SELECT newest_number, list_next, list_floor, rate_remaining, rate_limit,
-                            rate_reset, list_top, list_covered, {api}
+                            rate_reset, list_top, list_covered, {api}, {identity}
                      FROM forge_sync_state WHERE repo = ?1"
                 ),
                 [repo],
@@ -274,6 +282,8 @@ impl Store {
                         rate,
                         api: row.get(8)?,
                         api_note: row.get(9)?,
+                        forge_kind: row.get(10)?,
+                        api_base: row.get(11)?,
                     })
                 },
             )
@@ -371,22 +381,25 @@ impl Writer<'_> {
             .optional()?;
         let had_details = known.as_ref().is_some_and(|k| k.3.is_some());
         let (known_updated, linked, approvals, comment_count) = known.unwrap_or_default();
+        let stored_linked = linked
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_else(|| json!([]));
+        let stored_approvals = approvals.unwrap_or(0);
+        // Each part the source did not carry (Gitea has no linked issues)
+        // stays as stored.
         let (linked, approvals, comment_count) = match &item.details {
             Some(details) => {
                 self.replace_comments(number, &details.comments)?;
                 (
-                    json!(details.linked_issues.clone().unwrap_or_default()),
-                    details.approvals.map_or(0, sql_int),
+                    details
+                        .linked_issues
+                        .as_ref()
+                        .map_or(stored_linked, |l| json!(l)),
+                    details.approvals.map_or(stored_approvals, sql_int),
                     Some(sql_int(details.comment_count)),
                 )
             }
-            None => (
-                linked
-                    .and_then(|l| serde_json::from_str(&l).ok())
-                    .unwrap_or_else(|| json!([])),
-                approvals.unwrap_or(0),
-                comment_count,
-            ),
+            None => (stored_linked, stored_approvals, comment_count),
         };
 
         // A new version, or the first time its discussion is known.
@@ -684,6 +697,16 @@ impl Writer<'_> {
             "UPDATE forge_sync_state SET refresh_at = datetime('now'), refresh_changed = ?2
              WHERE repo = ?1",
             params![repo, sql_int(changed)],
+        )?;
+        Ok(())
+    }
+
+    /// What the forge of `repo` is, and where its API answered.
+    pub fn set_forge(&self, repo: &str, kind: &str, api_base: &str) -> Result<()> {
+        self.ensure_state(repo)?;
+        self.tx.execute(
+            "UPDATE forge_sync_state SET forge_kind = ?2, api_base = ?3 WHERE repo = ?1",
+            params![repo, kind, api_base],
         )?;
         Ok(())
     }

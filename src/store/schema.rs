@@ -82,6 +82,7 @@ const MIGRATIONS: &[Migration] = &[
     resolution,
     refresh,
     discussion,
+    forge_identity,
 ];
 
 /// 1: what discovery needs. `commit_time` (unix seconds of the newest commit
@@ -178,6 +179,13 @@ fn discussion(tx: &Transaction) -> rusqlite::Result<()> {
              PRIMARY KEY (number, id)
          );",
     )
+}
+
+/// 5: what the forge is (`github`, `github-enterprise`, `gitea`) and where
+/// its API answered, learned once per repository.
+fn forge_identity(tx: &Transaction) -> rusqlite::Result<()> {
+    add_column_if_missing(tx, "forge_sync_state", "forge_kind", "TEXT")?;
+    add_column_if_missing(tx, "forge_sync_state", "api_base", "TEXT")
 }
 
 /// `ALTER TABLE … ADD COLUMN` fails on a column that exists; a database that

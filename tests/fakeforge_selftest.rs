@@ -2099,3 +2099,888 @@ fn graphql_can_be_disabled_and_wants_credentials() {
         "not a GraphQL request any more"
     );
 }
+
+// ---- flavours: GitHub Enterprise and Gitea (tests/fakeforge/gitea.rs) -------
+
+fn gitea_with(items: impl IntoIterator<Item = Item>) -> FakeForge {
+    let f = FakeForge::start_gitea();
+    f.add_repo(R);
+    for item in items {
+        f.put(R, item);
+    }
+    f
+}
+
+/// Gitea's issue id (as GitHub's: repository id × 10⁷ + n).
+fn item_id(f: &FakeForge, n: u64) -> u64 {
+    f.repo_id(R).unwrap() * 10_000_000 + n
+}
+
+fn assert_no_rate_limit_headers(r: &Resp) {
+    let named: Vec<&str> = r
+        .headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.starts_with("x-ratelimit") || n.starts_with("x-github"))
+        .collect();
+    assert!(named.is_empty(), "unexpected headers {named:?}");
+}
+
+fn sorted(mut v: Vec<&str>) -> Vec<String> {
+    v.sort_unstable();
+    v.into_iter().map(str::to_string).collect()
+}
+
+#[test]
+fn flavours_set_url_root_and_answer_their_own_probes() {
+    let github = FakeForge::start();
+    let ghe = FakeForge::start_ghe();
+    let gitea = FakeForge::start_gitea();
+    assert_eq!(github.flavour(), fakeforge::Flavour::GitHub);
+    assert_eq!(ghe.flavour(), fakeforge::Flavour::GitHubEnterprise);
+    assert_eq!(gitea.flavour(), fakeforge::Flavour::Gitea);
+    assert_eq!(github.url(), github.root_url());
+    assert_eq!(ghe.url(), format!("{}/api/v3", ghe.root_url()));
+    assert_eq!(gitea.url(), format!("{}/api/v1", gitea.root_url()));
+    assert!(gitea.root_url().starts_with("http://127.0.0.1:"));
+    let probe =
+        |f: &FakeForge, path: &str| try_get_with(&f.root_url(), path, &[]).expect("an answer");
+
+    // github.com: /meta, without installed_version; the others are 404 JSON.
+    let r = probe(&github, "/meta");
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["verifiable_password_authentication"], false);
+    assert!(v.get("installed_version").is_none());
+    assert!(v["ssh_key_fingerprints"]["SHA256_ED25519"].is_string());
+    for path in ["/api/v3/meta", "/api/v1/version"] {
+        let r = probe(&github, path);
+        assert_eq!(
+            (r.status, r.json()["message"].clone()),
+            (404, "Not Found".into())
+        );
+    }
+
+    // GHE: /api/v3/meta only.
+    let r = probe(&ghe, "/api/v3/meta");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"verifiable_password_authentication": true, "installed_version": "3.12.0"})
+    );
+    assert_eq!(r.header("x-github-enterprise-version"), Some("3.12.0"));
+    for path in ["/meta", "/api/v1/version", "/api/v3/version"] {
+        let r = probe(&ghe, path);
+        assert_eq!(
+            (r.status, r.json()["message"].clone()),
+            (404, "Not Found".into())
+        );
+    }
+    ghe.set_server_version("3.13.1");
+    assert_eq!(
+        probe(&ghe, "/api/v3/meta").json()["installed_version"],
+        "3.13.1"
+    );
+
+    // Gitea: /api/v1/version; outside /api/v1 is its web side (HTML 404).
+    let r = probe(&gitea, "/api/v1/version");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, br#"{"version":"1.21.11"}"#);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json;charset=utf-8")
+    );
+    assert_no_rate_limit_headers(&r);
+    for path in ["/meta", "/api/v3/meta", "/rate_limit", "/version"] {
+        let r = probe(&gitea, path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(String::from_utf8_lossy(&r.body).contains("Page Not Found"));
+    }
+    let r = probe(&gitea, "/api/v1/meta");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "The target couldn't be found.");
+    gitea.set_server_version("7.0.5+gitea-1.21.11");
+    assert_eq!(
+        probe(&gitea, "/api/v1/version").json()["version"],
+        "7.0.5+gitea-1.21.11"
+    );
+
+    // Probes need no token, but a wrong one is refused.
+    for (f, path) in [
+        (&github, "/meta"),
+        (&ghe, "/api/v3/meta"),
+        (&gitea, "/api/v1/version"),
+    ] {
+        f.require_token("s3cret");
+        assert_eq!(probe(f, path).status, 200, "{path}");
+        let wrong = try_get_with(&f.root_url(), path, &[("Authorization", "token nope")]).unwrap();
+        assert_eq!(wrong.status, 401, "{path}");
+    }
+}
+
+#[test]
+fn gitea_issue_and_pr_shapes() {
+    let f = gitea_with([
+        Item::issue(1, "Crash on start")
+            .labels(&["bug", "ui"])
+            .body(None)
+            .comment(Some("alice"), "same here", "2020-02-01T00:00:00Z"),
+        Item::issue(2, "Old")
+            .author(None)
+            .closed_at("2020-03-01T00:00:00Z"),
+        Item::pr(3, "Open PR"),
+        Item::pr(4, "Closed PR").closed_at("2020-03-02T00:00:00Z"),
+        Item::pr(5, "Merged PR").merged("2020-03-03T00:00:00Z"),
+    ]);
+    let root = f.root_url();
+    let r = get(&f, "/repos/acme/widget/issues/1");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json;charset=utf-8")
+    );
+    assert_eq!(r.header("etag"), None);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=0, private, must-revalidate, no-transform")
+    );
+    assert!(r.header("date").is_some());
+    assert_no_rate_limit_headers(&r);
+    let v = r.json();
+    assert_eq!(
+        keys(&v),
+        sorted(vec![
+            "id",
+            "url",
+            "html_url",
+            "number",
+            "user",
+            "original_author",
+            "original_author_id",
+            "title",
+            "body",
+            "ref",
+            "assets",
+            "labels",
+            "milestone",
+            "assignee",
+            "assignees",
+            "state",
+            "is_locked",
+            "comments",
+            "created_at",
+            "updated_at",
+            "closed_at",
+            "due_date",
+            "pull_request",
+            "repository",
+            "pin_order",
+        ])
+    );
+    assert_eq!(v["id"], item_id(&f, 1));
+    assert_eq!(v["number"], 1);
+    assert_eq!(v["title"], "Crash on start");
+    assert_eq!(v["body"], "", "Gitea's body is a string, never null");
+    assert_eq!(v["state"], "open");
+    assert_eq!(v["comments"], 1);
+    assert_eq!(v["created_at"], default_created(1));
+    assert_eq!(v["updated_at"], default_created(1));
+    assert_eq!(v["closed_at"], Value::Null);
+    assert_eq!(
+        v["pull_request"],
+        Value::Null,
+        "an issue: null, as Gitea sends it"
+    );
+    assert_eq!(
+        v["url"],
+        format!("{root}/api/v1/repos/acme/widget/issues/1")
+    );
+    assert_eq!(v["html_url"], format!("{root}/acme/widget/issues/1"));
+    assert_eq!(v["assets"], serde_json::json!([]));
+    assert_eq!(v["assignees"], Value::Null);
+    assert_eq!(
+        v["repository"],
+        serde_json::json!({"id": f.repo_id(R).unwrap(), "name": "widget", "owner": "acme", "full_name": "acme/widget"})
+    );
+    // The user, as an anonymous caller sees it.
+    let user = &v["user"];
+    assert_eq!(
+        keys(user),
+        sorted(vec![
+            "id",
+            "login",
+            "login_name",
+            "source_id",
+            "full_name",
+            "email",
+            "avatar_url",
+            "html_url",
+            "language",
+            "is_admin",
+            "last_login",
+            "created",
+            "restricted",
+            "active",
+            "prohibit_login",
+            "location",
+            "website",
+            "description",
+            "visibility",
+            "followers_count",
+            "following_count",
+            "starred_repos_count",
+            "username",
+        ])
+    );
+    assert_eq!(user["login"], "octocat");
+    assert_eq!(user["username"], "octocat");
+    assert!(user["id"].as_i64().unwrap() > 0);
+    assert_eq!(user["html_url"], format!("{root}/octocat"));
+    assert_eq!(user["email"], "octocat@noreply.localhost");
+    // Labels are objects.
+    let labels = v["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 2);
+    for (label, name) in labels.iter().zip(["bug", "ui"]) {
+        assert_eq!(
+            keys(label),
+            sorted(vec![
+                "id",
+                "name",
+                "exclusive",
+                "is_archived",
+                "color",
+                "description",
+                "url"
+            ])
+        );
+        assert_eq!(label["name"], name);
+        let color = label["color"].as_str().unwrap();
+        assert!(
+            color.len() == 6 && color.chars().all(|c| c.is_ascii_hexdigit()),
+            "{color}"
+        );
+        let id = label["id"].as_u64().unwrap();
+        assert_eq!(
+            label["url"],
+            format!("{root}/api/v1/repos/acme/widget/labels/{id}")
+        );
+    }
+
+    // A deleted account is Gitea's ghost; closed issues have closed_at.
+    let v = get(&f, "/repos/acme/widget/issues/2").json();
+    assert_eq!(v["user"]["id"], -1);
+    assert_eq!(v["user"]["login"], "Ghost");
+    assert_eq!(v["state"], "closed");
+    assert_eq!(v["closed_at"], "2020-03-01T00:00:00Z");
+    assert_eq!(v["body"], "Body of #2.");
+
+    // PRs: /issues/{n} answers them, with pull_request.merged.
+    let pr = |n: u64| get(&f, &format!("/repos/acme/widget/issues/{n}")).json();
+    let html = |n: u64| format!("{root}/acme/widget/pulls/{n}");
+    let open = pr(3);
+    assert_eq!(open["html_url"], html(3));
+    assert_eq!(
+        open["url"],
+        format!("{root}/api/v1/repos/acme/widget/issues/3")
+    );
+    assert_eq!(
+        open["pull_request"],
+        serde_json::json!({"merged": false, "merged_at": null, "draft": false, "html_url": html(3)})
+    );
+    assert_eq!(
+        (open["state"].as_str(), &open["closed_at"]),
+        (Some("open"), &Value::Null)
+    );
+    let closed = pr(4);
+    assert_eq!(closed["state"], "closed");
+    assert_eq!(closed["closed_at"], "2020-03-02T00:00:00Z");
+    assert_eq!(closed["pull_request"]["merged"], false);
+    assert_eq!(closed["pull_request"]["merged_at"], Value::Null);
+    let merged = pr(5);
+    assert_eq!(merged["state"], "closed");
+    assert_eq!(merged["closed_at"], "2020-03-03T00:00:00Z");
+    assert_eq!(
+        merged["pull_request"],
+        serde_json::json!({"merged": true, "merged_at": "2020-03-03T00:00:00Z", "draft": false, "html_url": html(5)})
+    );
+
+    // The repository object.
+    let v = get(&f, "/repos/acme/widget").json();
+    assert_eq!(v["full_name"], "acme/widget");
+    assert_eq!(v["html_url"], format!("{root}/acme/widget"));
+    assert_eq!(v["url"], format!("{root}/api/v1/repos/acme/widget"));
+    assert_eq!(v["clone_url"], format!("{root}/acme/widget.git"));
+    assert_eq!(v["owner"]["login"], "acme");
+    assert_eq!(v["open_issues_count"], 1, "open issues only");
+    assert_eq!(v["open_pr_counter"], 1);
+    assert_eq!(v["default_branch"], "main");
+
+    // Overrides apply to Gitea's shape too; the log has the path as sent.
+    f.put(R, Item::issue(6, "odd").with_field("state", "weird".into()));
+    assert_eq!(
+        get(&f, "/repos/acme/widget/issues/6").json()["state"],
+        "weird"
+    );
+    assert!(f.requests().iter().all(|l| l.path.starts_with("/api/v1/")));
+}
+
+#[test]
+fn gitea_missing_deleted_and_transferred_are_404() {
+    let f = gitea_with((1..=3).map(|n| Item::issue(n, "x")));
+    let root = f.root_url();
+    f.delete(R, 2);
+    f.transfer(R, 3, "other/place", 9);
+    let not_found = serde_json::json!({
+        "errors": null,
+        "message": "The target couldn't be found.",
+        "url": format!("{root}/api/swagger"),
+    });
+    for path in [
+        "/repos/acme/widget/issues/2",
+        "/repos/acme/widget/issues/3",
+        "/repos/acme/widget/issues/999",
+        "/repos/acme/widget/issues/abc",
+        "/repos/acme/widget/issues/2/comments",
+        "/repos/nobody/nothing/issues/1",
+        "/repos/acme/widget/pulls/1",
+        "/no/such/endpoint",
+    ] {
+        let r = get(&f, path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.json(), not_found, "{path}");
+        assert_no_rate_limit_headers(&r);
+    }
+    // Case-insensitive names; the transferred one lives on in its new home.
+    assert_eq!(get(&f, "/repos/ACME/Widget/issues/1").status, 200);
+    let v = get(&f, "/repos/other/place/issues/9").json();
+    assert_eq!(v["html_url"], format!("{root}/other/place/issues/9"));
+    // Not listed either.
+    let listed = numbers(&get(&f, "/repos/acme/widget/issues?state=all").json());
+    assert_eq!(listed, vec![1]);
+}
+
+/// Gitea's `Link`: "," between rels, in the order next, last, first, prev.
+fn gitea_links(r: &Resp) -> Vec<(String, String)> {
+    let Some(link) = r.header("link") else {
+        return Vec::new();
+    };
+    link.split(',')
+        .map(|part| {
+            let (url, rel) = part.split_once("; rel=").expect("link part");
+            let url = url.trim_start_matches('<').trim_end_matches('>');
+            (rel.trim_matches('"').to_string(), url.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn gitea_list_pages_by_limit_with_link_and_total_count() {
+    // 120 items; every 3rd a PR, every 4th closed; created in number order.
+    let f = gitea_with((1..=120).map(|n| {
+        let item = if n % 3 == 0 {
+            Item::pr(n, "pr")
+        } else {
+            Item::issue(n, "issue")
+        };
+        if n % 4 == 0 { item.closed() } else { item }
+    }));
+    let list = format!("{}/api/v1/repos/acme/widget/issues", f.root_url());
+
+    // limit over 50 is capped at 50; the link keeps the limit asked for,
+    // Go orders the keys.
+    let r = get(&f, "/repos/acme/widget/issues?state=all&limit=100");
+    assert_eq!(r.status, 200);
+    assert_eq!(numbers(&r.json()), (71..=120).rev().collect::<Vec<_>>());
+    assert_eq!(r.header("x-total-count"), Some("120"));
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("Link, X-Total-Count")
+    );
+    assert_eq!(
+        r.header("link"),
+        Some(
+            format!(
+                "<{list}?limit=100&page=2&state=all>; rel=\"next\",<{list}?limit=100&page=3&state=all>; rel=\"last\""
+            )
+            .as_str()
+        )
+    );
+    assert_no_rate_limit_headers(&r);
+
+    let r = get(&f, "/repos/acme/widget/issues?state=all&limit=100&page=2");
+    assert_eq!(numbers(&r.json()), (21..=70).rev().collect::<Vec<_>>());
+    let rels: Vec<(String, String)> = gitea_links(&r);
+    let at = |p: u32| format!("{list}?limit=100&page={p}&state=all");
+    assert_eq!(
+        rels,
+        vec![
+            ("next".to_string(), at(3)),
+            ("last".to_string(), at(3)),
+            ("first".to_string(), at(1)),
+            ("prev".to_string(), at(1)),
+        ]
+    );
+
+    let r = get(&f, "/repos/acme/widget/issues?state=all&limit=100&page=3");
+    assert_eq!(numbers(&r.json()), (1..=20).rev().collect::<Vec<_>>());
+    assert_eq!(
+        gitea_links(&r),
+        vec![("first".to_string(), at(1)), ("prev".to_string(), at(2))]
+    );
+
+    // Past the end: empty, linked as the last page.
+    let r = get(&f, "/repos/acme/widget/issues?state=all&limit=100&page=9");
+    assert_eq!(r.json(), serde_json::json!([]));
+    assert_eq!(r.header("x-total-count"), Some("120"));
+    assert_eq!(
+        gitea_links(&r),
+        vec![("first".to_string(), at(1)), ("prev".to_string(), at(2))]
+    );
+
+    // Defaults: state=open, 30 a page, page 1.
+    let r = get(&f, "/repos/acme/widget/issues");
+    let open: Vec<u64> = (1..=120).rev().filter(|n| n % 4 != 0).collect();
+    assert_eq!(numbers(&r.json()), open[..30].to_vec());
+    assert_eq!(r.header("x-total-count"), Some("90"));
+    assert_eq!(
+        r.header("link"),
+        Some(format!("<{list}?page=2>; rel=\"next\",<{list}?page=3>; rel=\"last\"").as_str())
+    );
+
+    // type and state filters; everything on one page: no Link.
+    let r = get(
+        &f,
+        "/repos/acme/widget/issues?state=all&type=pulls&limit=50",
+    );
+    assert_eq!(
+        numbers(&r.json()),
+        (1..=120).rev().filter(|n| n % 3 == 0).collect::<Vec<_>>()
+    );
+    assert_eq!(r.header("x-total-count"), Some("40"));
+    assert_eq!(r.header("link"), None);
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("X-Total-Count")
+    );
+    let r = get(
+        &f,
+        "/repos/acme/widget/issues?state=closed&type=issues&limit=50",
+    );
+    let want: Vec<u64> = (1..=120)
+        .rev()
+        .filter(|n| n % 4 == 0 && n % 3 != 0)
+        .collect();
+    assert_eq!(numbers(&r.json()), want);
+    assert!(r.json()[0]["pull_request"].is_null());
+    // An unknown state is open, an unknown type is both.
+    let r = get(
+        &f,
+        "/repos/acme/widget/issues?state=bogus&type=bogus&limit=50",
+    );
+    assert_eq!(r.header("x-total-count"), Some("90"));
+
+    // since / before on updated_at, inclusive; the link re-encodes them.
+    let since = default_created(100);
+    let r = get(
+        &f,
+        &format!("/repos/acme/widget/issues?state=all&since={since}&limit=5"),
+    );
+    assert_eq!(numbers(&r.json()), vec![120, 119, 118, 117, 116]);
+    assert_eq!(r.header("x-total-count"), Some("21"));
+    let escaped = since.replace(':', "%3A");
+    assert_eq!(
+        gitea_links(&r)[0],
+        (
+            "next".to_string(),
+            format!("{list}?limit=5&page=2&since={escaped}&state=all")
+        )
+    );
+    let before = default_created(10);
+    let r = get(
+        &f,
+        &format!(
+            "/repos/acme/widget/issues?state=all&before={before}&since={}",
+            default_created(8)
+        ),
+    );
+    assert_eq!(numbers(&r.json()), vec![10, 9, 8]);
+    let r = get(&f, "/repos/acme/widget/issues?since=yesterday");
+    assert_eq!(r.status, 422);
+    let v = r.json();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("parsing time \"yesterday\"")
+    );
+    assert_eq!(v["url"], format!("{}/api/swagger", f.root_url()));
+}
+
+#[test]
+fn gitea_comments_and_reviews() {
+    let f = gitea_with([
+        Item::issue(1, "issue")
+            .comment(Some("alice"), "first", "2020-02-01T00:00:00Z")
+            .comment(None, "second", "2020-02-02T00:00:00Z"),
+        Item::pr(2, "pr")
+            .comment(Some("bob"), "looks good", "2020-02-03T00:00:00Z")
+            .review(Some("alice"), "APPROVED")
+            .review(Some("bob"), "CHANGES_REQUESTED")
+            .review(None, "COMMENTED")
+            .review(Some("carol"), "DISMISSED")
+            .review(Some("dave"), "PENDING"),
+        Item::pr(3, "no reviews"),
+    ]);
+    let root = f.root_url();
+
+    let r = get(&f, "/repos/acme/widget/issues/1/comments");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-total-count"), Some("2"));
+    assert_no_rate_limit_headers(&r);
+    let v = r.json();
+    let comments = v.as_array().unwrap();
+    assert_eq!(comments.len(), 2);
+    let id = item_id(&f, 1) * 1000 + 1;
+    let c = &comments[0];
+    assert_eq!(
+        keys(c),
+        sorted(vec![
+            "id",
+            "html_url",
+            "pull_request_url",
+            "issue_url",
+            "user",
+            "original_author",
+            "original_author_id",
+            "body",
+            "assets",
+            "created_at",
+            "updated_at",
+        ])
+    );
+    assert_eq!(c["id"], id);
+    assert_eq!(c["body"], "first");
+    assert_eq!(c["user"]["login"], "alice");
+    assert_eq!(c["created_at"], "2020-02-01T00:00:00Z");
+    assert_eq!(c["updated_at"], "2020-02-01T00:00:00Z");
+    assert_eq!(
+        c["html_url"],
+        format!("{root}/acme/widget/issues/1#issuecomment-{id}")
+    );
+    assert_eq!(c["issue_url"], format!("{root}/acme/widget/issues/1"));
+    assert_eq!(c["pull_request_url"], "");
+    assert_eq!(comments[1]["user"]["login"], "Ghost");
+    assert_eq!(comments[1]["user"]["id"], -1);
+    // since filters; a PR's comments point at the PR.
+    let r = get(
+        &f,
+        "/repos/acme/widget/issues/1/comments?since=2020-02-02T00:00:00Z",
+    );
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let c = &get(&f, "/repos/acme/widget/issues/2/comments").json()[0];
+    assert_eq!(c["pull_request_url"], format!("{root}/acme/widget/pulls/2"));
+    assert_eq!(c["issue_url"], "");
+
+    // Reviews: Gitea's states; a dismissal keeps its state, marked dismissed.
+    let r = get(&f, "/repos/acme/widget/pulls/2/reviews");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-total-count"), Some("5"));
+    let v = r.json();
+    let reviews = v.as_array().unwrap();
+    let seen: Vec<(&str, &str, bool)> = reviews
+        .iter()
+        .map(|r| {
+            (
+                r["user"]["login"].as_str().unwrap(),
+                r["state"].as_str().unwrap(),
+                r["dismissed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("alice", "APPROVED", false),
+            ("bob", "REQUEST_CHANGES", false),
+            ("Ghost", "COMMENT", false),
+            ("carol", "APPROVED", true),
+            ("dave", "PENDING", false),
+        ]
+    );
+    let first = &reviews[0];
+    assert_eq!(
+        keys(first),
+        sorted(vec![
+            "id",
+            "user",
+            "team",
+            "state",
+            "body",
+            "commit_id",
+            "stale",
+            "official",
+            "dismissed",
+            "comments_count",
+            "submitted_at",
+            "updated_at",
+            "html_url",
+            "pull_request_url",
+        ])
+    );
+    let rid = item_id(&f, 2) * 1000 + 501;
+    assert_eq!(first["id"], rid);
+    assert_eq!(first["official"], true);
+    assert_eq!(first["team"], Value::Null);
+    assert_eq!(first["commit_id"].as_str().unwrap().len(), 40);
+    let created = parse_iso(&default_created(2)).unwrap();
+    assert_eq!(first["submitted_at"], iso(created + 60));
+    assert_eq!(reviews[4]["submitted_at"], iso(created + 300));
+    assert_eq!(
+        first["pull_request_url"],
+        format!("{root}/acme/widget/pulls/2")
+    );
+    assert_eq!(
+        first["html_url"],
+        format!("{root}/acme/widget/pulls/2#issuecomment-{rid}")
+    );
+    // Paged by limit/page; an issue has no reviews endpoint.
+    let r = get(&f, "/repos/acme/widget/pulls/2/reviews?limit=2&page=2");
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    assert_eq!(r.json()[0]["state"], "COMMENT");
+    assert_eq!(r.header("x-total-count"), Some("5"));
+    assert_eq!(
+        get(&f, "/repos/acme/widget/pulls/3/reviews").json(),
+        serde_json::json!([])
+    );
+    assert_eq!(get(&f, "/repos/acme/widget/pulls/1/reviews").status, 404);
+    assert_eq!(get(&f, "/repos/acme/widget/pulls/99/reviews").status, 404);
+}
+
+#[test]
+fn gitea_token_forms_and_refusals() {
+    let f = gitea_with([Item::issue(1, "x")]);
+    let swagger = format!("{}/api/swagger", f.root_url());
+    // No User-Agent needed on Gitea.
+    let bytes = exchange(
+        &host(&f),
+        &request_bytes("GET", "/api/v1/repos/acme/widget/issues/1", &[]),
+    )
+    .unwrap();
+    assert_eq!(parse(&bytes).status, 200);
+
+    f.require_token("s3cret");
+    let r = get(&f, "/repos/acme/widget/issues/1");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "token is required", "url": swagger})
+    );
+    let r = get_with(
+        &f,
+        "/repos/acme/widget/issues/1",
+        &[("Authorization", "token nope")],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "user does not exist [uid: 0, name: ]", "url": swagger})
+    );
+    assert_no_rate_limit_headers(&r);
+    for header in ["token s3cret", "Bearer s3cret", "bearer s3cret"] {
+        let r = get_with(
+            &f,
+            "/repos/acme/widget/issues/1",
+            &[("Authorization", header)],
+        );
+        assert_eq!(r.status, 200, "{header}");
+    }
+    let statuses: Vec<u16> = f.requests().iter().map(|l| l.status).collect();
+    assert_eq!(statuses, [200, 401, 401, 200, 200, 200]);
+}
+
+#[test]
+fn gitea_faults_and_a_proxy_429_with_retry_after() {
+    let f = gitea_with([Item::issue(1, "x"), Item::issue(2, "y")]);
+    let path = "/repos/acme/widget/issues/1";
+
+    // A proxy's 429: HTML, retry-after, and enforced for that long.
+    f.push_fault(Fault::TooMany {
+        retry_after: Some(1),
+    });
+    let r = get(&f, path);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert!(String::from_utf8_lossy(&r.body).contains("<h1>429 Too Many Requests</h1>"));
+    assert_no_rate_limit_headers(&r);
+    let again = get(&f, path);
+    assert_eq!(again.status, 429, "within retry-after");
+    assert_eq!(again.header("retry-after"), Some("1"));
+    thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&f, path).status, 200);
+
+    // Status faults in Gitea's words; aimed faults match the path as sent.
+    f.push_fault_on("/api/v1/repos/acme/widget/issues/2", Fault::Status(502));
+    assert_eq!(get(&f, path).status, 200);
+    let r = get(&f, "/repos/acme/widget/issues/2");
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "Bad Gateway", "url": format!("{}/api/swagger", f.root_url())})
+    );
+    f.push_fault(Fault::WrongTypes);
+    let v = get(&f, path).json();
+    assert_eq!(v["number"], "1");
+    assert_eq!(v["title"], 12345);
+
+    // No primary limit: an empty budget refuses nothing on Gitea.
+    f.set_rate_limit(5_000, 0, now_f64() as u64 + 3_600);
+    let r = get(&f, path);
+    assert_eq!(r.status, 200);
+    assert_no_rate_limit_headers(&r);
+}
+
+#[test]
+fn ghe_serves_github_under_api_v3() {
+    let f = FakeForge::start_ghe();
+    f.add_repo(R);
+    f.put(R, Item::issue(1, "Bug").labels(&["bug"]));
+    f.put(R, Item::pr(2, "Fix").merged("2020-03-03T00:00:00Z"));
+    f.put(R, Item::issue(3, "Moving"));
+    let (root, api) = (f.root_url(), f.url());
+    let id = f.repo_id(R).unwrap();
+
+    let r = get(&f, "/repos/acme/widget/issues/1");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-github-enterprise-version"), Some("3.12.0"));
+    assert_eq!(r.num("x-ratelimit-remaining"), 4_999);
+    assert!(r.header("etag").is_some());
+    let v = r.json();
+    assert_eq!(v["url"], format!("{api}/repos/acme/widget/issues/1"));
+    assert_eq!(v["html_url"], format!("{root}/acme/widget/issues/1"));
+    assert_eq!(v["user"]["html_url"], format!("{root}/octocat"));
+    assert_eq!(v["labels"][0]["name"], "bug");
+    let v = get(&f, "/repos/acme/widget/issues/2").json();
+    assert_eq!(
+        v["pull_request"]["html_url"],
+        format!("{root}/acme/widget/pull/2")
+    );
+    assert_eq!(
+        v["pull_request"]["url"],
+        format!("{api}/repos/acme/widget/pulls/2")
+    );
+    let v = get(&f, "/repos/acme/widget/pulls/2").json();
+    assert_eq!(v["merged"], true);
+    assert_eq!(v["html_url"], format!("{root}/acme/widget/pull/2"));
+    let v = get(&f, "/repos/acme/widget").json();
+    assert_eq!(v["url"], format!("{api}/repos/acme/widget"));
+    assert_eq!(v["html_url"], format!("{root}/acme/widget"));
+
+    // Link and Location under /api/v3.
+    let r = get(&f, "/repos/acme/widget/issues?state=all&per_page=1");
+    assert_eq!(
+        r.links()["next"],
+        format!("{api}/repositories/{id}/issues?state=all&per_page=1&page=2")
+    );
+    f.transfer(R, 3, "acme/other", 7);
+    let r = get(&f, "/repos/acme/widget/issues/3");
+    assert_eq!(r.status, 301);
+    let to = f.repo_id("acme/other").unwrap();
+    let location = format!("{api}/repositories/{to}/issues/7");
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    assert_eq!(get(&f, &location).json()["number"], 7);
+    assert_eq!(
+        get(&f, "/rate_limit").json()["resources"]["core"]["limit"],
+        5_000
+    );
+
+    // Outside /api/v3 nothing is served.
+    for path in [
+        "/repos/acme/widget/issues/1",
+        "/rate_limit",
+        "/api/v3x/meta",
+    ] {
+        let r = try_get_with(&root, path, &[]).unwrap();
+        assert_eq!(r.status, 404, "{path}");
+    }
+
+    // GraphQL at /api/graphql only.
+    let body = serde_json::json!({
+        "query": "query { repository(owner: \"acme\", name: \"widget\") { issueOrPullRequest(number: 2) { ... on PullRequest { number merged } } } }",
+    })
+    .to_string();
+    let r = try_post(
+        &f,
+        "/api/graphql",
+        body.as_bytes(),
+        &[("Authorization", TOKEN)],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["data"]["repository"]["issueOrPullRequest"],
+        serde_json::json!({"number": 2, "merged": true})
+    );
+    assert_eq!(r.header("x-ratelimit-resource"), Some("graphql"));
+    for path in ["/graphql", "/api/v3/graphql"] {
+        let r = try_post(&f, path, body.as_bytes(), &[("Authorization", TOKEN)]).unwrap();
+        assert_eq!(r.status, 404, "{path}");
+    }
+    assert_eq!(f.graphql_queries().len(), 1);
+    // The log and fault filters see the path as sent.
+    assert!(f.requests().iter().any(|l| l.path == "/api/graphql"));
+    f.push_fault_on("/api/v3/repos/acme/widget/issues/1", Fault::Status(503));
+    assert_eq!(get(&f, "/repos/acme/widget/issues/1").status, 503);
+}
+
+#[test]
+fn ghe_with_rate_limiting_disabled() {
+    let f = FakeForge::start_ghe();
+    f.add_repo(R);
+    f.put(R, Item::issue(1, "Bug"));
+    f.set_rate_limiting(false);
+    let far = now_f64() as u64 + 3_600;
+    f.set_rate_limit(5_000, 0, far);
+    f.set_graphql_rate_limit(5_000, 0, far);
+
+    let r = get(&f, "/repos/acme/widget/issues/1");
+    assert_eq!(r.status, 200, "an empty budget refuses nothing");
+    assert!(r.headers.iter().all(|(n, _)| !n.starts_with("x-ratelimit")));
+    assert_eq!(r.header("x-github-enterprise-version"), Some("3.12.0"));
+    let r = get(&f, "/rate_limit");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "Rate limiting is not enabled.");
+
+    let body = serde_json::json!({
+        "query": "query { repository(owner: \"acme\", name: \"widget\") { issue(number: 1) { number } } }",
+    })
+    .to_string();
+    let r = try_post(
+        &f,
+        "/api/graphql",
+        body.as_bytes(),
+        &[("Authorization", TOKEN)],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["repository"]["issue"]["number"], 1);
+    assert!(r.headers.iter().all(|(n, _)| !n.starts_with("x-ratelimit")));
+    // GraphQL's auth still applies.
+    let r = try_post(&f, "/api/graphql", body.as_bytes(), &[]).unwrap();
+    assert_eq!(r.status, 401);
+
+    // Injected secondary limits are still answered; a primary-limit fault
+    // answers once and refuses nothing after.
+    f.push_fault(Fault::SecondaryLimit { retry_after: None });
+    assert_eq!(get(&f, "/repos/acme/widget/issues/1").status, 403);
+    f.push_fault(Fault::PrimaryLimit { reset_in_secs: 600 });
+    assert_eq!(get(&f, "/repos/acme/widget/issues/1").status, 403);
+    assert_eq!(get(&f, "/repos/acme/widget/issues/1").status, 200);
+
+    // Back on: headers and refusals return.
+    f.set_rate_limiting(true);
+    let r = get(&f, "/repos/acme/widget/issues/1");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.num("x-ratelimit-remaining"), 0);
+}

@@ -5,7 +5,9 @@
 //! produce. It also serves GitHub's `POST /graphql` for issues and PRs
 //! (`graphql.rs`: a real parser, validator and executor for a subset of
 //! GitHub's schema, with GraphQL's own points budget). Nothing here touches
-//! the internet.
+//! the internet. It can also be a GitHub Enterprise Server (the same API
+//! under `/api/v3`) or a Gitea / Forgejo (Gitea's own shapes under
+//! `/api/v1`): see `gitea.rs` for those flavours.
 //!
 //! Use it from an integration test with `mod fakeforge;`:
 //!
@@ -22,18 +24,28 @@
 //! ```text
 //! FakeForge::start() -> FakeForge                     binds 127.0.0.1:0 (panics if it can't)
 //! FakeForge::start_on(port: u16) -> io::Result<FakeForge>
-//! url(&self) -> String                                "http://127.0.0.1:PORT", the API base
+//! FakeForge::start_gitea() / start_ghe() -> FakeForge as Gitea (Forgejo) / GitHub Enterprise (`gitea.rs`)
+//! FakeForge::start_as(Flavour) -> FakeForge           Flavour::GitHub (default) | GitHubEnterprise | Gitea
+//! FakeForge::start_on_as(port, Flavour) -> io::Result<FakeForge>
+//! url(&self) -> String                                the API base: "http://127.0.0.1:PORT" (GitHub),
+//!                                                     "…/api/v3" (GHE), "…/api/v1" (Gitea)
+//! root_url(&self) -> String                           "http://127.0.0.1:PORT" in every flavour (web URLs)
+//! flavour(&self) -> Flavour
+//! set_rate_limiting(&self, on: bool)                  off: no x-ratelimit-* headers, no primary-limit
+//!                                                     refusal, /rate_limit 404 (GHE's "disabled"; Gitea: always off)
+//! set_server_version(&self, &str)                     GHE's installed_version ("3.12.0"), Gitea's version ("1.21.11")
 //! off_host_url(&self) -> Option<String>               "http://127.0.0.2:PORT2" (RedirectOffHost target)
 //! add_repo(&self, "owner/name") -> u64                the repository id (used in /repositories/{id}/…)
 //! repo_id(&self, "owner/name") -> Option<u64>
 //! put(&self, repo, Item)                              insert or replace (replace bumps updated_at → ETag)
 //! get(&self, repo, number) -> Option<Item>            what the fake holds now (None: missing, deleted, moved)
-//! delete(&self, repo, number)                         GET → 410
+//! delete(&self, repo, number)                         GET → 410 (Gitea: 404)
 //! transfer(&self, repo, number, to_repo, new_number)  GET → 301 to {base}/repositories/{to_id}/issues/{new}
+//!                                                     (Gitea: 404, it cannot transfer issues)
 //! requests(&self) -> Vec<Logged>                      every request received, in order
 //! clear_log(&self)
 //! log_to(&self, Box<dyn Write + Send>)                also write "ms status path" per request
-//! require_token(&self, token)                         else 401 Bad credentials
+//! require_token(&self, token)                         else 401 Bad credentials (Gitea: its own 401s)
 //! set_rate_limit(&self, limit, remaining, reset_epoch_secs)
 //! rate_limit(&self) -> (limit, remaining, reset)      the current numbers
 //! push_fault(&self, Fault)                            queued; consumed one per request (not /rate_limit),
@@ -68,6 +80,12 @@
 //!
 //! # What it answers, in the order it decides
 //!
+//! (As github.com. GHE decides the same way on the path with `/api/v3`
+//! taken off (`/api/graphql` → `/graphql`), a path outside it being 404;
+//! Gitea skips steps 2 and 3 and answers step 7 with `gitea.rs`. Faults,
+//! the log and `push_fault_on` see the path as sent. `gitea.rs` says what
+//! each flavour changes.)
+//!
 //! 1. Requests to the off-host listener (127.0.0.2) are answered from the same
 //!    data, with no checks, no faults and no counting; they are logged with
 //!    `off_host: true` so a test can see whether `Authorization` leaked there.
@@ -77,21 +95,25 @@
 //!    `require_token`); a wrong token → 401 "Bad credentials"; the GraphQL
 //!    budget at 0 before its reset → 200 `{"errors":[{"type":"RATE_LIMITED",
 //!    "code":"graphql_rate_limit",…}]}`. No fault is consumed.
-//! 4. `require_token` set and no `Authorization: Bearer <t>` / `token <t>` → 401.
+//! 4. `require_token` set and no `Authorization: Bearer <t>` / `token <t>` → 401
+//!    (the flavour's probe, `/meta` or `/api/v1/version`, is answered when no
+//!    `Authorization` is sent at all).
 //! 5. Waits in force, except for `/rate_limit`: remaining 0 before the reset →
 //!    403 with the primary-limit message (not for `/graphql`, whose budget is
-//!    its own); within a secondary limit's `retry-after` → the same 403/429
-//!    again. These consume no fault: a client that retries early is refused,
-//!    as GitHub refuses it, and the log shows it.
+//!    its own; not with rate limiting off); within a secondary limit's
+//!    `retry-after` → the same 403/429 again. These consume no fault: a
+//!    client that retries early is refused, as GitHub refuses it, and the log
+//!    shows it.
 //! 6. The first queued fault whose filter matches, else a random fault. On
 //!    `/graphql`, `PrimaryLimit` empties the GraphQL budget and answers
 //!    RATE_LIMITED, `WrongTypes` retypes every `number`/`title` in `data`.
 //! 7. The endpoint: `GET /repos/{o}/{r}`, `…/issues/{n}`, `…/pulls/{n}`,
 //!    `…/issues?state&sort&direction&since&per_page&page`, the same under
 //!    `/repositories/{id}/…`, `GET /rate_limit` (its `graphql` resource is
-//!    the fake's), and `POST /graphql` (the body read by `Content-Length`;
-//!    see `graphql.rs` for the schema and the error shapes). Anything else →
-//!    404 JSON.
+//!    the fake's), `GET /meta` (a small github.com body: no
+//!    `installed_version`), and `POST /graphql` (the body read by
+//!    `Content-Length`; see `graphql.rs` for the schema and the error
+//!    shapes). Anything else → 404 JSON.
 //!
 //! Counting (`Logged::counted`, and one off `remaining`): every answer from
 //! step 7 except 304 and `/rate_limit`, and the faults that GitHub would have
@@ -110,7 +132,9 @@
 //! `x-ratelimit-resource: core` (`graphql` and that budget's numbers for every
 //! answer to `POST /graphql`), `date`, `x-github-request-id`, a content-type
 //! (`application/json; charset=utf-8` except the `Html` fault) and
-//! `connection: close`; the connection is closed after every answer.
+//! `connection: close`; the connection is closed after every answer. (GHE
+//! adds `x-github-enterprise-version` and, with rate limiting off, drops the
+//! `x-ratelimit-*` ones; Gitea sends its own set, see `gitea.rs`.)
 //!
 //! # What GitHub does that the fake does not
 //!
@@ -151,10 +175,13 @@
 //! - The primary limit is always refused with 403 (GitHub may also use 429).
 //! - A PR that is deleted or transferred answers 404 on `/pulls/{n}` (GitHub
 //!   can do neither to a PR).
+//! - `/meta` is a small part of GitHub's (fingerprints and a few IP ranges).
+//!   What GHE and Gitea do that their flavours do not: see `gitea.rs`.
 
 #![allow(dead_code)]
 
 mod clock;
+mod gitea;
 mod graphql;
 mod http;
 mod render;
@@ -169,6 +196,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub use clock::{iso, parse_iso};
+pub use gitea::Flavour;
 use http::{Incoming, Request, Response, Stop, lock};
 use render::{DOCS, Place, Templates};
 
@@ -579,6 +607,8 @@ struct State {
     latency: Duration,
     request_seq: u64,
     graphql: graphql::Gql,
+    /// The flavour's settings (`gitea.rs`).
+    flavoured: gitea::Knobs,
 }
 
 impl State {
@@ -639,7 +669,11 @@ impl State {
 // ---------------------------------------------------------------------------
 
 struct Shared {
+    /// The API base: the root, plus `/api/v3` (GHE) or `/api/v1` (Gitea).
     base: String,
+    /// `http://127.0.0.1:PORT`.
+    root: String,
+    flavour: Flavour,
     /// `ff{port}`: the start of every thread's name, so that a test can find
     /// this fake's threads (Linux shows 15 characters of a name).
     threads: String,
@@ -687,6 +721,11 @@ impl FakeForge {
 
     /// Starts on 127.0.0.1:`port` (0: any free port).
     pub fn start_on(port: u16) -> io::Result<FakeForge> {
+        FakeForge::start_on_as(port, Flavour::GitHub)
+    }
+
+    /// Starts on 127.0.0.1:`port` (0: any free port) as `flavour` (`gitea.rs`).
+    pub fn start_on_as(port: u16, flavour: Flavour) -> io::Result<FakeForge> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
         let addr = listener.local_addr()?;
         // The second host for RedirectOffHost. 127.0.0.2 is loopback on Linux;
@@ -695,7 +734,9 @@ impl FakeForge {
             .and_then(|l| Ok((l.local_addr()?, l)))
             .ok();
         let shared = Arc::new(Shared {
-            base: format!("http://{addr}"),
+            base: format!("http://{addr}{}", flavour.api_prefix()),
+            root: format!("http://{addr}"),
+            flavour,
             threads: format!("ff{}", addr.port()),
             off_base: off.as_ref().map(|(a, _)| format!("http://{a}")),
             started: Instant::now(),
@@ -715,6 +756,7 @@ impl FakeForge {
                 latency: Duration::ZERO,
                 request_seq: 0,
                 graphql: graphql::Gql::new(),
+                flavoured: gitea::Knobs::new(flavour),
             }),
             log: Mutex::new(Vec::new()),
             sink: Mutex::new(None),
@@ -736,7 +778,8 @@ impl FakeForge {
         Ok(FakeForge { shared, acceptors })
     }
 
-    /// The API base, `http://127.0.0.1:PORT` (no trailing slash).
+    /// The API base (no trailing slash): `http://127.0.0.1:PORT` for GitHub,
+    /// plus `/api/v3` for GHE and `/api/v1` for Gitea (`root_url` is the host).
     pub fn url(&self) -> String {
         self.shared.base.clone()
     }
@@ -1209,6 +1252,11 @@ impl Shared {
     /// GraphQL budget instead of REST's `core`.
     fn finish_headers(&self, st: &mut State, response: &mut Response, graphql: bool) {
         st.request_seq += 1;
+        if self.flavour == Flavour::Gitea {
+            gitea::finish_headers(response);
+            return;
+        }
+        let limited = gitea::limited(self.flavour, st);
         let rate = &st.rate;
         let (limit, remaining, used, reset, resource) = if graphql {
             graphql::headers(st)
@@ -1230,7 +1278,15 @@ impl Shared {
             ("x-ratelimit-resource", resource.to_string()),
         ];
         for (name, value) in extra {
-            response.headers.push((name.to_string(), value));
+            if limited || !name.starts_with("x-ratelimit-") {
+                response.headers.push((name.to_string(), value));
+            }
+        }
+        if self.flavour == Flavour::GitHubEnterprise {
+            let version = st.flavoured.version.clone();
+            response
+                .headers
+                .push(("x-github-enterprise-version".to_string(), version));
         }
         if response.get_header("content-type").is_none() {
             response.headers.push((
@@ -1256,9 +1312,16 @@ impl Shared {
         let at = Instant::now();
         let mut st = lock(&self.state);
         st.rate.roll(clock::now_f64());
+        // The request with GHE's or Gitea's API prefix taken off (`gitea.rs`);
+        // the log and fault filters see it as sent.
+        let view = gitea::view(self.flavour, request);
         // A POST to /graphql (unless disabled), parsed once for all checks.
-        let call = graphql::Call::read(&mut st, request, off_host);
-        let (mut action, counted) = self.decide_locked(&mut st, request, off_host, call.as_ref());
+        let call = match self.flavour {
+            Flavour::Gitea => None,
+            _ => graphql::Call::read(&mut st, &view, off_host),
+        };
+        let (mut action, counted) =
+            self.decide_locked(&mut st, &view, &request.target, off_host, call.as_ref());
         let counted = match &call {
             Some(call) => counted && call.charge(&mut st),
             None => {
@@ -1284,11 +1347,13 @@ impl Shared {
     }
 
     /// (what to do, whether it is counted); counting itself is the caller's.
+    /// `request` is the flavour's view of it, `target` the target as sent.
     /// `call`: the request is a GraphQL query (see `graphql.rs`).
     fn decide_locked(
         &self,
         st: &mut State,
         request: &Request,
+        target: &str,
         off_host: bool,
         call: Option<&graphql::Call>,
     ) -> (Action, bool) {
@@ -1297,37 +1362,42 @@ impl Shared {
             return (answer(self.route(st, request), Duration::ZERO), false);
         }
         let latency = st.latency;
-        if request.header("user-agent").is_none_or(str::is_empty) {
+        if self.flavour != Flavour::Gitea && request.header("user-agent").is_none_or(str::is_empty)
+        {
             let message = "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.";
             return (answer(error_json(403, message, ""), latency), false);
         }
+        // Without rate limiting (GHE), the budget's refusal (a 200) is not sent.
         if call.is_some()
             && let Some(refused) = graphql::gate(st, request)
+                .filter(|r| r.status != 200 || gitea::limited(self.flavour, st))
         {
             return (answer(refused, latency), false);
         }
         if let Some(token) = &st.token
             && !authorized(request.header("authorization"), token)
+            && !(gitea::is_probe(self.flavour, request)
+                && request.header("authorization").is_none())
         {
-            let response = error_json(401, "Bad credentials", "");
+            let response = self.unauthorized(request);
             return (answer(response, latency), false);
         }
         let is_rate_limit = request.path() == "/rate_limit";
         if !is_rate_limit {
-            if st.rate.remaining == 0 && call.is_none() {
+            if st.rate.remaining == 0 && call.is_none() && gitea::limited(self.flavour, st) {
                 return (answer(primary_limit(request), latency), false);
             }
             if let Some(p) = &st.penalty {
                 let now = Instant::now();
                 if now < p.until {
                     let left = (p.until - now).as_secs_f64().ceil() as u64;
-                    let response = secondary_limit(p.status, Some(left.max(1)));
+                    let response = self.secondary(p.status, Some(left.max(1)));
                     return (answer(response, latency), false);
                 }
                 st.penalty = None;
             }
         }
-        let (fault, slow) = match st.take_fault(&request.target, is_rate_limit) {
+        let (fault, slow) = match st.take_fault(target, is_rate_limit) {
             Some(f) => (Some(f), Duration::ZERO),
             None if is_rate_limit => (None, Duration::ZERO),
             None => st.random_fault(),
@@ -1344,7 +1414,7 @@ impl Shared {
                     500 => "Server Error",
                     _ => http::reason(code),
                 };
-                (answer(error_json(code, message, ""), delay), true)
+                (answer(self.status_fault(code, message), delay), true)
             }
             Fault::Reset => (Action::Reset, false),
             Fault::Hang(d) => (Action::Hang(d), false),
@@ -1389,7 +1459,7 @@ impl Shared {
                         status,
                     });
                 }
-                (answer(secondary_limit(status, retry_after), delay), false)
+                (answer(self.secondary(status, retry_after), delay), false)
             }
             Fault::PrimaryLimit { reset_in_secs } if call.is_some() => {
                 graphql::exhaust(st, reset_in_secs);
@@ -1410,7 +1480,7 @@ impl Shared {
                     .off_base
                     .as_deref()
                     .expect("RedirectOffHost needs a listener on 127.0.0.2");
-                let location = format!("{off}{}", request.target);
+                let location = format!("{off}{target}");
                 let response = moved(&location);
                 (answer(response, delay), true)
             }
@@ -1451,6 +1521,9 @@ impl Shared {
     /// The normal answer for a request (no side effects: counting is done by
     /// the caller, and faults reuse this to damage the real body).
     fn route(&self, st: &State, request: &Request) -> Response {
+        if self.flavour == Flavour::Gitea {
+            return gitea::route(self, st, request);
+        }
         if graphql::serves(st, request) {
             return graphql::respond(st, request);
         }
@@ -1459,6 +1532,8 @@ impl Shared {
         }
         let segments: Vec<&str> = request.path().split('/').skip(1).collect();
         match segments.as_slice() {
+            ["meta"] => json_response(200, &gitea::meta(self.flavour, st)),
+            ["rate_limit"] if !gitea::limited(self.flavour, st) => gitea::rate_limiting_off(),
             ["rate_limit"] => {
                 let r = &st.rate;
                 let graphql = graphql::numbers(st);
@@ -1492,7 +1567,7 @@ impl Shared {
                     .filter(|e| matches!(e, Entry::Live(i) if i.state == "open"))
                     .count();
                 let value = render::repository(&self.base, &repo.owner, &repo.name, repo.id, open);
-                json_response(200, &value)
+                json_response(200, &self.web(value))
             }
             ["issues"] => self.list(repo, &at, request),
             ["issues", n] => {
@@ -1508,7 +1583,8 @@ impl Shared {
                         self.base
                     )),
                     Some(Entry::Live(item)) => {
-                        cacheable(request, &render::issue(&repo.templates, &at, item))
+                        let value = render::issue(&repo.templates, &at, item);
+                        cacheable(request, &self.web(value))
                     }
                 }
             }
@@ -1516,7 +1592,8 @@ impl Shared {
                 let doc = "/pulls/pulls#get-a-pull-request";
                 match n.parse::<u64>().ok().and_then(|n| repo.items.get(&n)) {
                     Some(Entry::Live(item)) if item.is_pr() => {
-                        cacheable(request, &render::pull(&repo.templates, &at, item))
+                        let value = render::pull(&repo.templates, &at, item);
+                        cacheable(request, &self.web(value))
                     }
                     _ => not_found(doc),
                 }
@@ -1608,7 +1685,7 @@ impl Shared {
             .take(per_page)
             .map(|item| render::issue(&repo.templates, at, item))
             .collect();
-        let mut response = cacheable(request, &Value::Array(page_items));
+        let mut response = cacheable(request, &self.web(Value::Array(page_items)));
         if let Some(link) = link_header(&self.base, repo.id, request.query(), page, last) {
             response.headers.push(("link".to_string(), link));
         }

@@ -151,6 +151,21 @@ pub fn open_private(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Opens a file of our state folders for reading, refusing a symbolic link
+/// in its place (it would show another file's contents as ours).
+pub fn open_private_read(path: &Path) -> std::io::Result<fs::File> {
+    match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => Err(std::io::Error::other(
+            format!("{} is a symbolic link: not followed", path.display()),
+        )),
+        other => other,
+    }
+}
+
 fn read_registry_entry(registry: &Path, name: &str) -> Result<Option<RegisteredRepo>> {
     let text = match fs::read_to_string(registry) {
         Ok(text) => text,

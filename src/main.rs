@@ -16,7 +16,10 @@ fn main() -> std::process::ExitCode {
         }
         Err(err) => {
             // One line, so that cron mails and journals stay readable.
-            let message = format!("{err:#}").replace('\n', " ");
+            let mut message = format!("{err:#}").replace('\n', " ");
+            if let Some(hint) = patina_forge::store::locked_hint(&err) {
+                message = format!("{message}: {hint}");
+            }
             eprintln!("error: {message}");
             ExitCode::Failure.into()
         }

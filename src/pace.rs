@@ -84,7 +84,7 @@ impl Pace {
             }
             let wait = self.update(|ledger, now| {
                 if ledger.next_at_ms <= now {
-                    ledger.next_at_ms = now + millis(self.delay);
+                    ledger.next_at_ms = now.saturating_add(millis(self.delay));
                     ledger.reason = None;
                     None
                 } else {
@@ -128,7 +128,9 @@ impl Pace {
                 let doubled = SECONDARY_BASE.saturating_mul(1 << (ledger.strikes - 1).min(6));
                 doubled.min(SECONDARY_MAX)
             });
-            let until = now + millis(wait);
+            // A server's absurd `retry-after` is a very long wait, never one
+            // wrapped around to none.
+            let until = now.saturating_add(millis(wait));
             if until > ledger.next_at_ms {
                 ledger.next_at_ms = until;
                 ledger.reason = Some(reason.to_owned());
@@ -151,7 +153,7 @@ impl Pace {
             if reset_ms <= now {
                 return;
             }
-            let spacing = (reset_ms - now) / (remaining + 1);
+            let spacing = (reset_ms - now) / remaining.saturating_add(1);
             let next = now + spacing;
             if next > ledger.next_at_ms && spacing > millis(self.delay) {
                 ledger.next_at_ms = next;
@@ -285,6 +287,30 @@ mod tests {
             wait >= Duration::from_secs(58) && wait <= Duration::from_secs(60),
             "{wait:?}"
         );
+    }
+
+    #[test]
+    fn absurd_numbers_saturate_instead_of_wrapping() {
+        // u64::MAX seconds of retry-after: held (practically) for ever.
+        let (_a, held) = pace(0);
+        let wait = held
+            .secondary_limit(Some(Duration::from_secs(u64::MAX)), "retry-after")
+            .unwrap();
+        assert!(wait > Duration::from_secs(100 * 365 * 86_400), "{wait:?}");
+        // A budget of u64::MAX left spreads nothing.
+        let (_b, rich) = pace(0);
+        rich.budget(u64::MAX, SystemTime::now() + Duration::from_secs(60))
+            .unwrap();
+        let wait = rich.hold_until(SystemTime::now(), "probe").unwrap();
+        assert!(wait < Duration::from_secs(1), "{wait:?}");
+        // A --delay of centuries: the next turn is that far, not now.
+        let (_c, slow) = pace(u64::MAX);
+        assert_eq!(slow.wait_turn(None, &mut |_, _| {}).unwrap(), Turn::Go);
+        assert!(matches!(
+            slow.wait_turn(Some(Duration::from_secs(1)), &mut |_, _| {})
+                .unwrap(),
+            Turn::TooLong(_)
+        ));
     }
 
     #[test]

@@ -479,7 +479,7 @@ pub fn tail_log(
     use anyhow::Context;
     use std::io::{Read, Seek, SeekFrom};
 
-    let mut file = match std::fs::File::open(path) {
+    let mut file = match crate::home::open_private_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !follow => {
             writeln!(
@@ -496,7 +496,7 @@ pub fn tail_log(
                     return Ok(());
                 }
                 std::thread::sleep(FOLLOW_NAP);
-                if let Ok(file) = std::fs::File::open(path) {
+                if let Ok(file) = crate::home::open_private_read(path) {
                     break file;
                 }
             }

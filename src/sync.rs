@@ -189,7 +189,14 @@ pub fn drain(
         .iter()
         .filter_map(|c| {
             let at = c.next_attempt?;
-            (at > now).then(|| (c.number, UNIX_EPOCH + Duration::from_secs(at as u64)))
+            (at > now).then(|| {
+                (
+                    c.number,
+                    UNIX_EPOCH
+                        .checked_add(Duration::from_secs(at as u64))
+                        .unwrap_or(UNIX_EPOCH),
+                )
+            })
         })
         .collect();
     progress.start(
@@ -1018,6 +1025,16 @@ impl Drain<'_> {
 
     /// One ref by itself. Returns false when interrupted.
     fn single(&mut self, number: u32) -> Result<bool> {
+        // A transfer learned before a stop: ask where it went, not again
+        // where it was.
+        if let Some(to) = self
+            .store
+            .pending_move(&self.repo, number)?
+            .and_then(|to| Url::parse(&to).ok())
+            .filter(|to| self.forge.may_follow(to))
+        {
+            return self.follow_move(number, &to);
+        }
         let url = self.forge.issue_url(number);
         // What we hold already is asked for conditionally: a 304 costs
         // nothing against the primary limit.
@@ -1060,45 +1077,12 @@ impl Drain<'_> {
                     self.common(&Answer::Transient(why), Some(number))?;
                     return Ok(true);
                 }
-                let Some(moved) = self.send(&to, None)? else {
-                    return Ok(false);
-                };
-                if self.common(&moved.answer, Some(number))? {
-                    return Ok(true);
-                }
-                match moved.answer {
-                    Answer::Ok => match Item::from_github(&moved.body) {
-                        Ok(mut item) => {
-                            if !self.complete(&mut item)? {
-                                return Ok(false);
-                            }
-                            let at = item.url.clone();
-                            self.record(
-                                number,
-                                Outcome::Found {
-                                    item: &item,
-                                    etag: None,
-                                    moved_to: Some(&at),
-                                },
-                                &moved,
-                            )?;
-                        }
-                        Err(why) => {
-                            self.common(&Answer::Transient(why), Some(number))?;
-                        }
-                    },
-                    Answer::NotFound | Answer::Gone => self.record(
-                        number,
-                        Outcome::Settled {
-                            why: "moved, and gone where it went",
-                        },
-                        &moved,
-                    )?,
-                    other => {
-                        let why = format!("unexpected answer after a transfer: {other:?}");
-                        self.common(&Answer::Transient(why), Some(number))?;
-                    }
-                }
+                // Kept before the next request: a stop or a kill before the
+                // second hop does not cost the first one again.
+                let repo = self.repo.clone();
+                self.store
+                    .write(|w| w.note_move(&repo, number, to.as_str()))?;
+                return self.follow_move(number, &to);
             }
             Answer::NotFound => {
                 if !self.repo_confirmed && !self.confirm_repository()? {
@@ -1125,6 +1109,51 @@ impl Drain<'_> {
             }
             other => {
                 let why = format!("unexpected answer: {other:?}");
+                self.common(&Answer::Transient(why), Some(number))?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The second hop of a transfer: the item where it went now. Returns
+    /// false when interrupted.
+    fn follow_move(&mut self, number: u32, to: &Url) -> Result<bool> {
+        let Some(moved) = self.send(to, None)? else {
+            return Ok(false);
+        };
+        if self.common(&moved.answer, Some(number))? {
+            return Ok(true);
+        }
+        match moved.answer {
+            Answer::Ok => match Item::from_github(&moved.body) {
+                Ok(mut item) => {
+                    if !self.complete(&mut item)? {
+                        return Ok(false);
+                    }
+                    let at = item.url.clone();
+                    self.record(
+                        number,
+                        Outcome::Found {
+                            item: &item,
+                            etag: None,
+                            moved_to: Some(&at),
+                        },
+                        &moved,
+                    )?;
+                }
+                Err(why) => {
+                    self.common(&Answer::Transient(why), Some(number))?;
+                }
+            },
+            Answer::NotFound | Answer::Gone => self.record(
+                number,
+                Outcome::Settled {
+                    why: "moved, and gone where it went",
+                },
+                &moved,
+            )?,
+            other => {
+                let why = format!("unexpected answer after a transfer: {other:?}");
                 self.common(&Answer::Transient(why), Some(number))?;
             }
         }

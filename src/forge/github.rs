@@ -78,12 +78,20 @@ pub struct GitHub {
 /// (tests, proxies on this machine): anywhere else the token would cross the
 /// network in clear.
 pub fn api_base(host: &str, given: Option<&str>, kind: ForgeKind) -> Result<Url> {
-    let text = match given {
+    let given_text = match given {
         Some(url) => url.trim().to_owned(),
         None => kind.default_base(host),
     };
-    let mut url =
-        Url::parse(&text).map_err(|e| anyhow!("the API URL {text:?} is not a URL: {e}"))?;
+    let mut url = Url::parse(&given_text)
+        .map_err(|e| anyhow!("the API URL {:?} is not a URL: {e}", redact(&given_text)))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!(
+            "the API URL must not carry credentials: set {} instead",
+            kind.token_vars()[0]
+        );
+    }
+    // Only a checked URL is shown: no credentials in it.
+    let text = url.as_str().to_owned();
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -93,9 +101,6 @@ pub fn api_base(host: &str, given: Option<&str>, kind: ForgeKind) -> Result<Url>
         ),
         other => bail!("the API URL {text:?} has scheme {other:?}; expected https://"),
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        bail!("the API URL must not carry credentials: set GITHUB_TOKEN instead");
-    }
     if url.query().is_some() || url.fragment().is_some() {
         bail!("the API URL {text:?} must not have a query or fragment");
     }
@@ -104,6 +109,24 @@ pub fn api_base(host: &str, given: Option<&str>, kind: ForgeKind) -> Result<Url>
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// A text that failed to parse as a URL may still hold `user:secret@`:
+/// everything before an `@` of its authority is hidden.
+fn redact(text: &str) -> String {
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let shown = format!("***{}", &rest[at..]);
+            if scheme.is_empty() {
+                shown
+            } else {
+                format!("{scheme}://{shown}")
+            }
+        }
+        None => text.to_owned(),
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -333,7 +356,7 @@ fn rate_limited(reply: &Reply, now: SystemTime) -> Option<Limit> {
         let reset = reply
             .header("x-ratelimit-reset")
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+            .and_then(epoch_secs)
             // No reset given: an hour is the longest a primary window lasts.
             .unwrap_or(now + Duration::from_secs(3600));
         return Some(Limit::Primary { reset });
@@ -353,8 +376,14 @@ fn rate_info(reply: &Reply) -> Option<RateInfo> {
     Some(RateInfo {
         remaining: number("x-ratelimit-remaining")?,
         limit: number("x-ratelimit-limit")?,
-        reset: UNIX_EPOCH + Duration::from_secs(number("x-ratelimit-reset")?),
+        reset: epoch_secs(number("x-ratelimit-reset")?)?,
     })
+}
+
+/// Unix seconds as a time; `None` past what the clock can hold (a hostile
+/// header must not crash the client).
+fn epoch_secs(secs: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// GitHub's error bodies are `{"message": …}`; anything else is not shown

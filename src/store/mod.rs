@@ -125,6 +125,27 @@ impl Store {
     }
 }
 
+/// What to do when an error is SQLite's "busy" or "locked": the lock was
+/// held by another process (patina, another sync) past our busy timeout.
+pub fn locked_hint(err: &anyhow::Error) -> Option<String> {
+    err.chain()
+        .find_map(|cause| match cause.downcast_ref::<rusqlite::Error>() {
+            Some(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                Some(format!(
+                    "another process (patina, or another sync) held the database for over {} s; \
+                 nothing was lost: run the same command again when it is done",
+                    BUSY_TIMEOUT.as_secs()
+                ))
+            }
+            _ => None,
+        })
+}
+
 /// SQLite would take a non-database file for a corrupt database and fail
 /// later, or, when it is empty, turn it into one. A file that is not ours to
 /// touch is left exactly as it is.

@@ -205,6 +205,21 @@ impl Store {
         Ok(pr.map(|etag| ("pr", etag)))
     }
 
+    /// Where a pending ref's transfer pointed, when a 301 was answered for it
+    /// and the item there not fetched yet.
+    pub fn pending_move(&self, repo: &str, number: u32) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT moved_to FROM forge_refs
+                 WHERE repo = ?1 AND ref_number = ?2 AND resolved IS NULL",
+                params![repo, number],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// The `updated_at` of the item stored as `number`, if any.
     pub fn stored_updated_at(&self, number: u32, pr: bool) -> Result<Option<String>> {
         Ok(self
@@ -588,6 +603,17 @@ impl Writer<'_> {
             params![repo, number, error],
         )?;
         Ok(changed == 1)
+    }
+
+    /// A transfer answered (301) for a pending ref: where it went, so that the
+    /// next request asks there.
+    pub fn note_move(&self, repo: &str, number: u32, to: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE forge_refs SET moved_to = ?3
+             WHERE repo = ?1 AND ref_number = ?2 AND resolved IS NULL",
+            params![repo, number, to],
+        )?;
+        Ok(())
     }
 
     /// A transient failure: the ref stays pending, not before `next_attempt`.

@@ -164,6 +164,11 @@ pub struct Drain<'a> {
     limited: bool,
     /// The GraphQL batch size; `None` is REST.
     batch: Option<usize>,
+    /// Refs a commit mentions that GraphQL did not find: GraphQL does not
+    /// follow a transfer, REST answers it with a 301. Asked one by one.
+    confirm: BTreeSet<u32>,
+    /// Refs some commit mentions (the others come from the number range).
+    mentioned: BTreeSet<u32>,
 }
 
 pub fn drain(
@@ -223,7 +228,15 @@ pub fn drain(
         repo_confirmed: false,
         limited: false,
         batch: options.graphql.then_some(BATCH_START),
+        confirm: BTreeSet::new(),
+        mentioned: BTreeSet::new(),
     };
+    drain.mentioned = drain
+        .order
+        .iter()
+        .filter(|c| c.commit_time.is_some())
+        .map(|c| c.number)
+        .collect();
     let api = if options.graphql { "graphql" } else { "rest" };
     let repo = drain.repo.clone();
     drain
@@ -308,6 +321,11 @@ impl Drain<'_> {
     fn plan(&mut self) -> Result<Step> {
         if self.pending.is_empty() {
             return Ok(Step::Done);
+        }
+        while let Some(number) = self.confirm.pop_last() {
+            if self.pending.contains(&number) {
+                return Ok(Step::Single(number));
+            }
         }
         if self.batch.is_none()
             && self.budget() >= u64::from(self.forge.per_page())
@@ -923,9 +941,11 @@ impl Drain<'_> {
         let requests = self.summary.requests;
         let now = unix_now();
         let tries = &self.tries;
-        let (issues, prs, failed, deferred) = self.store.write(|w| {
+        let mentioned = &self.mentioned;
+        let (issues, prs, failed, deferred, confirm) = self.store.write(|w| {
             let (mut issues, mut prs, mut failed) = (0, 0, 0);
             let mut deferred = Vec::new();
+            let mut confirm = Vec::new();
             for (number, node) in &batch.results {
                 match node {
                     Node::Found(item) => {
@@ -940,6 +960,9 @@ impl Drain<'_> {
                             }
                         }
                     }
+                    // A commit that names it says it existed: it may have
+                    // moved, which only REST tells.
+                    Node::NotFound if mentioned.contains(number) => confirm.push(*number),
                     Node::NotFound => {
                         if w.settle_ref(&repo, *number, "not found (GraphQL NOT_FOUND)")? {
                             failed += 1;
@@ -966,12 +989,16 @@ impl Drain<'_> {
                 )?;
             }
             w.count(self.run, requests, issues + prs, failed, None)?;
-            Ok((issues, prs, failed, deferred))
+            Ok((issues, prs, failed, deferred, confirm))
         })?;
         for (number, node) in &batch.results {
             if !matches!(node, Node::Failed(_)) {
                 self.pending.remove(number);
             }
+        }
+        for number in confirm {
+            self.pending.insert(number);
+            self.confirm.insert(number);
         }
         for (number, why, retry) in &deferred {
             *self.tries.entry(*number).or_default() += 1;

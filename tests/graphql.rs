@@ -217,12 +217,24 @@ fn a_mixed_batch_is_stored_exactly_with_its_discussion() {
     let out = drain(&env, &forge, 100, &[]);
     out.ok().stdout_has_line("Resolved: 5 (2 issues, 3 PRs)");
     let (_, failed_n, pending_n, requests) = out.summary();
-    assert_eq!((failed_n, pending_n, requests), (2, 0, 1), "{}", out.dump());
+    assert_eq!((failed_n, pending_n, requests), (2, 0, 4), "{}", out.dump());
 
     let log = forge.requests();
     assert_eq!(graphql_posts(&log).len(), 1, "one query for all: {log:?}");
-    assert!(rest_gets(&log).is_empty(), "no REST request: {log:?}");
     assert_eq!(batch_sizes(&forge), [7]);
+    // GraphQL's NOT_FOUND for numbers commits mention is asked of REST,
+    // which tells a transfer (301) from a deletion; one repository check.
+    assert_eq!(
+        rest_gets(&log)
+            .iter()
+            .map(|r| r.path.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "/repos/acme/widget/issues/7",
+            "/repos/acme/widget/issues/6",
+            "/repos/acme/widget"
+        ]
+    );
 
     // Issues and PRs, patina's states.
     assert_eq!(
@@ -270,8 +282,8 @@ fn a_mixed_batch_is_stored_exactly_with_its_discussion() {
     assert_eq!(failed(&env), BTreeSet::from([6, 7]));
     assert!(pending(&env).is_empty());
     assert_eq!(
-        one(&env, "SELECT error FROM forge_refs WHERE ref_number = 6"),
-        "not found (GraphQL NOT_FOUND)"
+        env.query("SELECT ref_number, error FROM forge_refs WHERE error IS NOT NULL ORDER BY 1"),
+        [vec!["6", "not found (404)"], vec!["7", "deleted (410)"]]
     );
     let status = status_json(&env);
     assert_eq!(status["api"], "graphql", "{status}");
@@ -476,4 +488,52 @@ fn a_refresh_brings_the_new_discussion_of_what_changed() {
         (events.parse::<u64>().unwrap() + 1).to_string(),
         "one new event"
     );
+}
+
+#[test]
+fn a_transferred_issue_is_followed_and_a_range_gap_settles_at_once() {
+    let env = TestEnv::with_origin();
+    let forge = forge();
+    forge.add_repo("acme/elsewhere");
+    forge.put(FORGE, Item::issue(1, "Stays"));
+    forge.put(FORGE, Item::issue(2, "Moves"));
+    forge.put(FORGE, Item::pr(5, "Newest"));
+    forge.transfer(FORGE, 2, "acme/elsewhere", 9);
+    // Commits mention 1 and 2; discovery's range adds 3..5 (3, 4 missing).
+    env.commit("fix (#1)");
+    env.commit("fix (#2)");
+    let found = run(&env, &forge, true, &[]);
+    found.ok();
+    assert!(found.stdout.contains("(1..5)"), "{}", found.dump());
+    forge.clear_log();
+    let out = drain(&env, &forge, 100, &[]);
+    out.ok();
+    let log = forge.requests();
+    let gets: Vec<&str> = rest_gets(&log).iter().map(|r| r.path.as_str()).collect();
+    let elsewhere = forge.repo_id("acme/elsewhere").unwrap();
+    // Only the mentioned one is asked of REST, and its 301 followed.
+    assert_eq!(
+        gets,
+        [
+            "/repos/acme/widget/issues/2".to_owned(),
+            format!("/repositories/{elsewhere}/issues/9")
+        ]
+    );
+    assert_eq!(
+        one(
+            &env,
+            "SELECT moved_to IS NOT NULL FROM forge_refs WHERE ref_number = 2"
+        ),
+        "1"
+    );
+    assert_eq!(
+        one(&env, "SELECT title FROM forge_issues WHERE number = 2"),
+        "Moves"
+    );
+    assert_eq!(failed(&env), BTreeSet::from([3, 4]));
+    assert_eq!(
+        one(&env, "SELECT error FROM forge_refs WHERE ref_number = 3"),
+        "not found (GraphQL NOT_FOUND)"
+    );
+    assert!(pending(&env).is_empty());
 }

@@ -322,6 +322,8 @@ fn github_enterprise_without_graphql_and_without_a_token_uses_rest() {
         &["--forge-kind", "github-enterprise"],
     )
     .ok();
+    // One transient failure on the way: retried, not failed.
+    forge.push_fault(Fault::Status(502));
     let out = run(
         &env,
         &forge.url(),
@@ -336,6 +338,15 @@ fn github_enterprise_without_graphql_and_without_a_token_uses_rest() {
         ],
     );
     out.ok();
+    assert!(forge.requests().iter().any(|r| r.status == 502));
+    assert!(
+        numbers(
+            &env,
+            "SELECT ref_number FROM forge_refs WHERE resolved IS NULL"
+        )
+        .is_empty(),
+        "the 502 was retried"
+    );
     // Told, not asked.
     assert!(
         !paths(&forge.requests())

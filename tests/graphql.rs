@@ -255,8 +255,20 @@ fn a_mixed_batch_is_stored_exactly_with_its_discussion() {
         ]
     );
     assert_eq!(
-        one(&env, "SELECT merged_at FROM forge_prs WHERE number = 4"),
-        "2020-02-01T00:00:00Z"
+        env.query("SELECT number, merged_at, closed_at FROM forge_prs ORDER BY number"),
+        [
+            vec!["2".to_owned(), "NULL".to_owned(), "NULL".to_owned()],
+            vec![
+                "3".to_owned(),
+                "NULL".to_owned(),
+                fakeforge::default_created(3)
+            ],
+            vec![
+                "4".to_owned(),
+                "2020-02-01T00:00:00Z".to_owned(),
+                "2020-02-01T00:00:00Z".to_owned()
+            ],
+        ]
     );
     // The comments themselves, nothing flattened away.
     assert_eq!(

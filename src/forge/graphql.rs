@@ -32,7 +32,7 @@ pub const CLOSING: u32 = 25;
 /// point apiece, so a full batch costs a few points.
 fn fragment() -> String {
     let common = format!(
-        "number title body url createdAt updatedAt author {{ login }} \
+        "number title body url createdAt updatedAt closedAt author {{ login }} \
          labels(first: {LABELS}) {{ nodes {{ name }} }} \
          comments(first: {COMMENTS}) {{ totalCount nodes {{ id author {{ login }} body createdAt }} }}"
     );
@@ -240,6 +240,8 @@ struct RawNode {
     created_at: String,
     updated_at: String,
     #[serde(default)]
+    closed_at: Option<String>,
+    #[serde(default)]
     author: Option<Login>,
     #[serde(default)]
     labels: Option<Nodes<LabelNode>>,
@@ -399,6 +401,7 @@ impl RawNode {
             author: self.author.map(|a| a.login),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            closed_at: self.closed_at,
             url: self.url,
             details: Some(details),
             listed_comments: None,

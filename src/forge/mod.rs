@@ -26,6 +26,8 @@ pub struct Item {
     pub author: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// When it was closed (or merged), if it is.
+    pub closed_at: Option<String>,
     /// The web page (`html_url`).
     pub url: String,
     /// The discussion, when the source carried it (GraphQL); `None` keeps
@@ -147,6 +149,8 @@ struct RawIssue {
     user: Option<RawUser>,
     created_at: String,
     updated_at: String,
+    #[serde(default)]
+    closed_at: Option<String>,
     html_url: String,
     #[serde(default)]
     pull_request: Option<RawPullRef>,
@@ -236,6 +240,7 @@ impl RawIssue {
             author: self.user.and_then(RawUser::login),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            closed_at: self.closed_at,
             url: self.html_url,
             details: None,
             listed_comments: self.comments,

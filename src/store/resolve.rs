@@ -448,15 +448,15 @@ impl Writer<'_> {
             self.tx.execute(
                 "INSERT INTO forge_prs (number, title, body, state, labels, author, created_at,
                                         merged_at, url, linked_issues, approvals, event_seq,
-                                        etag, updated_at, comment_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                        etag, updated_at, comment_count, closed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (number) DO UPDATE SET
                      title = excluded.title, body = excluded.body, state = excluded.state,
                      labels = excluded.labels, author = excluded.author,
                      created_at = excluded.created_at, merged_at = excluded.merged_at,
                      url = excluded.url, updated_at = excluded.updated_at,
                      linked_issues = excluded.linked_issues, approvals = excluded.approvals,
-                     comment_count = excluded.comment_count,
+                     comment_count = excluded.comment_count, closed_at = excluded.closed_at,
                      event_seq = coalesce(excluded.event_seq, forge_prs.event_seq),
                      etag = coalesce(excluded.etag, forge_prs.etag)",
                 params![
@@ -475,18 +475,21 @@ impl Writer<'_> {
                     etag,
                     item.updated_at,
                     comment_count,
+                    item.closed_at,
                 ],
             )?;
         } else {
             self.tx.execute(
                 "INSERT INTO forge_issues (number, title, body, state, labels, author, created_at,
-                                           updated_at, url, event_seq, etag, comment_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                           updated_at, url, event_seq, etag, comment_count,
+                                           closed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (number) DO UPDATE SET
                      title = excluded.title, body = excluded.body, state = excluded.state,
                      labels = excluded.labels, author = excluded.author,
                      created_at = excluded.created_at, updated_at = excluded.updated_at,
                      url = excluded.url, comment_count = excluded.comment_count,
+                     closed_at = excluded.closed_at,
                      event_seq = coalesce(excluded.event_seq, forge_issues.event_seq),
                      etag = coalesce(excluded.etag, forge_issues.etag)",
                 params![
@@ -502,6 +505,7 @@ impl Writer<'_> {
                     seq,
                     etag,
                     comment_count,
+                    item.closed_at,
                 ],
             )?;
         }

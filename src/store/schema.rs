@@ -162,10 +162,12 @@ fn refresh(tx: &Transaction) -> rusqlite::Result<()> {
 /// 4: what GraphQL brings. The first comments of each item in a table of
 /// our own (patina's PR event flattens them into one string; nothing is lost
 /// here), the count of all of them (`NULL`: never fetched with comments),
-/// and which API the last drain used, for status.
+/// when an item was closed, and which API the last drain used, for status.
 fn discussion(tx: &Transaction) -> rusqlite::Result<()> {
     add_column_if_missing(tx, "forge_issues", "comment_count", "INTEGER")?;
     add_column_if_missing(tx, "forge_prs", "comment_count", "INTEGER")?;
+    add_column_if_missing(tx, "forge_issues", "closed_at", "TEXT")?;
+    add_column_if_missing(tx, "forge_prs", "closed_at", "TEXT")?;
     add_column_if_missing(tx, "forge_sync_state", "api", "TEXT")?;
     add_column_if_missing(tx, "forge_sync_state", "api_note", "TEXT")?;
     tx.execute_batch(

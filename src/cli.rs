@@ -160,12 +160,20 @@ pub struct Cli {
     #[arg(long, conflicts_with = "mode", help_heading = "Forge")]
     pub offline: bool,
 
-    /// What the forge is, when its host does not tell
+    /// What the forge is, when its host does not tell: github, github-enterprise or gitea
     ///
-    /// github.com and codeberg.org are known; any other host is asked once (Gitea answers
+    /// github-enterprise is any other host speaking GitHub's API (REST at /api/v3, GraphQL
+    /// at /api/graphql); gitea is Gitea, Forgejo or Codeberg (REST at /api/v1). github.com
+    /// and codeberg.org are known; any other host is asked once (Gitea answers
     /// /api/v1/version, GitHub Enterprise /api/v3/meta) and the answer is kept in the
     /// database. This overrides both.
-    #[arg(long, value_name = "KIND", value_enum, help_heading = "Forge")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_enum,
+        hide_possible_values = true,
+        help_heading = "Forge"
+    )]
     pub forge_kind: Option<crate::forge::kind::ForgeKind>,
 
     /// The forge's API base [default: https://api.github.com, https://HOST/api/v3 for
@@ -194,11 +202,18 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "30s", env = "PATINA_FORGE_TIMEOUT", value_parser = humantime::parse_duration, help_heading = "Forge")]
     pub timeout: Duration,
 
-    /// Which of GitHub's APIs resolves the backlog
+    /// Which of GitHub's APIs resolves the backlog: auto, graphql or rest
     ///
     /// auto: GraphQL batches (up to 100 refs a request, with comments, approvals and
     /// linked issues) when a token is set and the host serves GraphQL, else REST.
-    #[arg(long, value_name = "API", value_enum, default_value_t = ApiChoice::Auto, help_heading = "Forge")]
+    #[arg(
+        long,
+        value_name = "API",
+        value_enum,
+        default_value_t = ApiChoice::Auto,
+        hide_possible_values = true,
+        help_heading = "Forge"
+    )]
     pub api: ApiChoice,
 
     /// With --status: print one JSON object instead of text (stable field names)

@@ -15,11 +15,10 @@ use super::http::{Auth, Http};
 /// `--forge-kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ForgeKind {
-    /// github.com.
+    // What each is, is told in `--forge-kind`'s help: clap would render doc
+    // comments here as a list that the man page's lint rejects.
     Github,
-    /// Any other host speaking GitHub's API (REST at /api/v3, GraphQL at /api/graphql).
     GithubEnterprise,
-    /// Gitea, Forgejo, Codeberg (REST at /api/v1).
     Gitea,
 }
 

@@ -27,7 +27,7 @@ use crate::forge::kind::{self, ForgeKind};
 use crate::forge::{Item, token};
 use crate::home::PatinaHome;
 use crate::pace::{Pace, Turn};
-use crate::store::Store;
+use crate::store::{Store, SyncState};
 use crate::target::{Target, TargetSpec};
 
 /// One run, decided from the command line.
@@ -415,7 +415,12 @@ fn connect(
     options: &ForgeOptions,
     draining: bool,
 ) -> Result<(GitHub, Pace)> {
-    let kind = forge_kind(home, target, options)?;
+    // What the database knows of the forge, read once for both questions.
+    let known = Store::open_read_only(&target.db_path)?
+        .map(|store| store.sync_state(&target.forge.repo.to_string()))
+        .transpose()?
+        .unwrap_or_default();
+    let kind = forge_kind(home, target, options, &known)?;
     let base = github::api_base(&target.forge.host, options.api_url.as_deref(), kind)?;
     let token = token::find(&target.forge.host, kind);
     if draining && options.api == cli::ApiChoice::Graphql && !kind.has_graphql() {
@@ -446,21 +451,17 @@ fn connect(
         options.timeout,
         kind,
     )?;
-    remember_forge(target, &forge)?;
+    remember_forge(target, &forge, &known)?;
     let pace = Pace::new(home, &forge.host_key(), options.delay)?;
     Ok((forge, pace))
 }
 
 /// Keeps what the forge is and where its API answers, for status and for the
 /// next run (which then asks the host nothing).
-fn remember_forge(target: &Target, forge: &GitHub) -> Result<()> {
+fn remember_forge(target: &Target, forge: &GitHub, known: &SyncState) -> Result<()> {
     let repo = target.forge.repo.to_string();
     let (kind, base) = (forge.kind().as_str(), forge.base().as_str());
     let base = base.trim_end_matches('/');
-    let known = Store::open_read_only(&target.db_path)?
-        .map(|store| store.sync_state(&repo))
-        .transpose()?
-        .unwrap_or_default();
     if known.forge_kind.as_deref() != Some(kind) || known.api_base.as_deref() != Some(base) {
         Store::open(&target.db_path)?.write(|w| w.set_forge(&repo, kind, base))?;
     }
@@ -470,19 +471,17 @@ fn remember_forge(target: &Target, forge: &GitHub) -> Result<()> {
 /// What the forge is: `--forge-kind`, else what the database remembers,
 /// else what its host name tells, else what the host answers when asked
 /// (remembered by [`connect`]).
-fn forge_kind(home: &PatinaHome, target: &Target, options: &ForgeOptions) -> Result<ForgeKind> {
+fn forge_kind(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+    known: &SyncState,
+) -> Result<ForgeKind> {
     if let Some(kind) = options.forge_kind {
         return Ok(kind);
     }
-    let repo = target.forge.repo.to_string();
     let host = &target.forge.host;
-    if let Some(store) = Store::open_read_only(&target.db_path)?
-        && let Some(kind) = store
-            .sync_state(&repo)?
-            .forge_kind
-            .as_deref()
-            .and_then(ForgeKind::parse)
-    {
+    if let Some(kind) = known.forge_kind.as_deref().and_then(ForgeKind::parse) {
         return Ok(kind);
     }
     if let Some(kind) = ForgeKind::known(host) {
@@ -494,12 +493,7 @@ fn forge_kind(home: &PatinaHome, target: &Target, options: &ForgeOptions) -> Res
         .map(|url| github::api_base(host, Some(url), ForgeKind::Github))
         .transpose()?;
     let detected = kind::detect(host, given.as_ref(), &mut |url| {
-        let key = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => "unknown".to_owned(),
-        };
-        let pace = Pace::new(home, &key, options.delay)?;
+        let pace = Pace::new(home, &crate::pace::host_key(url), options.delay)?;
         match pace.wait_turn(None, &mut |_, _| {})? {
             Turn::Go => Ok(()),
             _ => anyhow::bail!("interrupted"),

@@ -43,6 +43,16 @@ struct Ledger {
     strikes: u32,
 }
 
+/// `host[:port]` of `url`: the key of its host's ledger (the port only when
+/// it is not the scheme's default).
+pub fn host_key(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("unknown");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 pub struct Pace {
     path: PathBuf,
     delay: Duration,

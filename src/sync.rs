@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Result, anyhow, bail};
 use reqwest::Url;
 
-use crate::forge::github::{Answer, Fetched, GitHub, Limit};
+use crate::forge::github::{Answer, Fetched, GitHub, Limit, RateInfo};
 use crate::forge::graphql::{self, MAX_BATCH, Node};
 use crate::forge::kind::ForgeKind;
 use crate::forge::{Details, Item, Kind, MergedAt};
@@ -485,7 +485,7 @@ impl Drain<'_> {
                 self.store.write(|w| {
                     if let Some(n) = number {
                         let tries = self.tries.get(&n).copied().unwrap_or(0);
-                        let retry = RETRY_BASE.saturating_mul(1 << tries.min(6));
+                        let retry = retry_delay(tries);
                         w.defer_ref(&self.repo, n, &why, unix_now() + retry.as_secs() as i64)?;
                     }
                     w.count(self.run, requests, 0, 0, Some(&why))
@@ -493,7 +493,7 @@ impl Drain<'_> {
                 if let Some(n) = number {
                     let tries = self.tries.entry(n).or_default();
                     *tries += 1;
-                    let retry = RETRY_BASE.saturating_mul(1 << (*tries - 1).min(6));
+                    let retry = retry_delay(*tries - 1);
                     self.not_before.insert(n, SystemTime::now() + retry);
                 }
                 // The forge is struggling: slow down for everyone.
@@ -553,14 +553,7 @@ impl Drain<'_> {
         };
         for item in &mut items {
             // An open PR is not merged: no request needed to say so.
-            if item.open
-                && matches!(
-                    item.kind,
-                    Kind::Pr {
-                        merged_at: MergedAt::Unknown
-                    }
-                )
-            {
+            if item.open && item.merged_unknown() {
                 item.kind = Kind::Pr {
                     merged_at: MergedAt::Known(None),
                 };
@@ -633,32 +626,14 @@ impl Drain<'_> {
             if !self.complete(&mut item)? {
                 return Ok(false);
             }
-            self.store_found(&item)?;
+            let found = Outcome::Found {
+                item: &item,
+                etag: None,
+                moved_to: None,
+            };
+            self.record(item.number, found, None)?;
         }
         Ok(true)
-    }
-
-    /// Stores one item fetched as itself and resolves its ref, in one
-    /// transaction. Returns whether it was new or changed.
-    fn store_found(&mut self, item: &Item) -> Result<bool> {
-        let repo = self.repo.clone();
-        let requests = self.summary.requests;
-        let (changed, settled) = self.store.write(|w| {
-            let changed = w.store_item(item.number, item, None)?;
-            let settled = w.resolve_ref(&repo, item.number, kind_of(item), None)?;
-            w.count(self.run, requests, u64::from(settled), 0, None)?;
-            Ok((changed, settled))
-        })?;
-        self.pending.remove(&item.number);
-        if settled {
-            if item.is_pr() {
-                self.summary.prs += 1;
-            } else {
-                self.summary.issues += 1;
-            }
-        }
-        self.progress.set(self.summary.settled());
-        Ok(changed)
     }
 
     /// Brings in what changed on the forge since the high-water mark: the
@@ -786,7 +761,12 @@ impl Drain<'_> {
                     if !self.complete(&mut item)? {
                         return Ok(End::Interrupted);
                     }
-                    page_changed += u64::from(self.store_found(&item)?);
+                    let found = Outcome::Found {
+                        item: &item,
+                        etag: None,
+                        moved_to: None,
+                    };
+                    page_changed += u64::from(self.record(item.number, found, None)?);
                 }
                 self.store.write(mark)?;
             }
@@ -970,7 +950,7 @@ impl Drain<'_> {
                     }
                     Node::Failed(why) => {
                         let tried = tries.get(number).copied().unwrap_or(0);
-                        let retry = RETRY_BASE.saturating_mul(1 << tried.min(6));
+                        let retry = retry_delay(tried);
                         w.defer_ref(&repo, *number, why, now + retry.as_secs() as i64)?;
                         deferred.push((*number, why.clone(), retry));
                     }
@@ -1092,7 +1072,7 @@ impl Drain<'_> {
                         etag: fetched.etag.as_deref(),
                         moved_to: None,
                     },
-                    &fetched,
+                    fetched.rate,
                 )?;
             }
             Answer::Moved(to) => {
@@ -1120,19 +1100,21 @@ impl Drain<'_> {
                     Outcome::Settled {
                         why: "not found (404)",
                     },
-                    &fetched,
+                    fetched.rate,
                 )?;
             }
-            Answer::Gone => self.record(
-                number,
-                Outcome::Settled {
-                    why: "deleted (410)",
-                },
-                &fetched,
-            )?,
+            Answer::Gone => {
+                self.record(
+                    number,
+                    Outcome::Settled {
+                        why: "deleted (410)",
+                    },
+                    fetched.rate,
+                )?;
+            }
             Answer::NotModified if known.is_some() => {
                 let kind = known.map_or("issue", |(kind, _)| kind);
-                self.record(number, Outcome::Unchanged { kind }, &fetched)?;
+                self.record(number, Outcome::Unchanged { kind }, fetched.rate)?;
             }
             other => {
                 let why = format!("unexpected answer: {other:?}");
@@ -1165,20 +1147,22 @@ impl Drain<'_> {
                             etag: None,
                             moved_to: Some(&at),
                         },
-                        &moved,
+                        moved.rate,
                     )?;
                 }
                 Err(why) => {
                     self.common(&Answer::Transient(why), Some(number))?;
                 }
             },
-            Answer::NotFound | Answer::Gone => self.record(
-                number,
-                Outcome::Settled {
-                    why: "moved, and gone where it went",
-                },
-                &moved,
-            )?,
+            Answer::NotFound | Answer::Gone => {
+                self.record(
+                    number,
+                    Outcome::Settled {
+                        why: "moved, and gone where it went",
+                    },
+                    moved.rate,
+                )?;
+            }
             other => {
                 let why = format!("unexpected answer after a transfer: {other:?}");
                 self.common(&Answer::Transient(why), Some(number))?;
@@ -1189,23 +1173,32 @@ impl Drain<'_> {
 
     /// Records the outcome of one ref's request in one transaction, with the
     /// budget the answer announced and the run's counters.
-    fn record(&mut self, number: u32, outcome: Outcome<'_>, fetched: &Fetched) -> Result<()> {
+    /// Returns whether an item was new or changed (an event was appended).
+    fn record(
+        &mut self,
+        number: u32,
+        outcome: Outcome<'_>,
+        rate: Option<RateInfo>,
+    ) -> Result<bool> {
         let repo = self.repo.clone();
         let requests = self.summary.requests;
-        let settled = self.store.write(|w| {
-            let settled = match &outcome {
+        let (settled, changed) = self.store.write(|w| {
+            let (settled, changed) = match &outcome {
                 Outcome::Found {
                     item,
                     etag,
                     moved_to,
                 } => {
-                    w.store_item(number, item, *etag)?;
-                    w.resolve_ref(&repo, number, kind_of(item), *moved_to)?
+                    let changed = w.store_item(number, item, *etag)?;
+                    (
+                        w.resolve_ref(&repo, number, kind_of(item), *moved_to)?,
+                        changed,
+                    )
                 }
-                Outcome::Unchanged { kind } => w.resolve_ref(&repo, number, kind, None)?,
-                Outcome::Settled { why } => w.settle_ref(&repo, number, why)?,
+                Outcome::Unchanged { kind } => (w.resolve_ref(&repo, number, kind, None)?, false),
+                Outcome::Settled { why } => (w.settle_ref(&repo, number, why)?, false),
             };
-            if let Some(rate) = fetched.rate {
+            if let Some(rate) = rate {
                 w.set_rate(&repo, to_rate(rate))?;
             }
             let failed = matches!(outcome, Outcome::Settled { .. });
@@ -1216,7 +1209,7 @@ impl Drain<'_> {
                 u64::from(settled && failed),
                 None,
             )?;
-            Ok(settled)
+            Ok((settled, changed))
         })?;
         self.pending.remove(&number);
         if settled {
@@ -1228,7 +1221,8 @@ impl Drain<'_> {
             }
         }
         self.progress.set(self.summary.settled());
-        self.succeeded()
+        self.succeeded()?;
+        Ok(changed)
     }
 
     /// A 404 may mean the number, or the whole repository. One request
@@ -1277,10 +1271,7 @@ impl Drain<'_> {
         if self.forge.kind() == ForgeKind::Gitea {
             return self.discussion(item);
         }
-        let Kind::Pr { merged_at } = &item.kind else {
-            return Ok(true);
-        };
-        if *merged_at != MergedAt::Unknown {
+        if !item.merged_unknown() {
             return Ok(true);
         }
         if item.open {
@@ -1401,12 +1392,7 @@ pub fn listing_pays(pending: &BTreeSet<u32>, floor: u32, per_page: u32) -> bool 
 fn needs_completion(item: &Item, kind: ForgeKind) -> bool {
     match kind {
         ForgeKind::Gitea => item.is_pr() || item.listed_comments != Some(0),
-        _ => matches!(
-            item.kind,
-            Kind::Pr {
-                merged_at: MergedAt::Unknown
-            }
-        ),
+        _ => item.merged_unknown(),
     }
 }
 
@@ -1423,6 +1409,11 @@ fn to_rate(rate: crate::forge::github::RateInfo) -> Rate {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     }
+}
+
+/// How long a ref that failed for now waits after `tries` earlier tries.
+fn retry_delay(tries: u32) -> Duration {
+    RETRY_BASE.saturating_mul(1 << tries.min(6))
 }
 
 fn unix_secs(at: SystemTime) -> i64 {

@@ -173,11 +173,7 @@ impl GitHub {
 
     /// `host[:port]` of the API: the key of its pace ledger.
     pub fn host_key(&self) -> String {
-        let host = self.base.host_str().unwrap_or("unknown");
-        match self.base.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        }
+        crate::pace::host_key(&self.base)
     }
 
     fn url(&self, path: &str) -> Url {

@@ -92,6 +92,16 @@ impl Item {
         matches!(self.kind, Kind::Pr { .. })
     }
 
+    /// A PR whose answer did not say whether it was merged.
+    pub fn merged_unknown(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Pr {
+                merged_at: MergedAt::Unknown
+            }
+        )
+    }
+
     pub fn merged_at(&self) -> Option<&str> {
         match &self.kind {
             Kind::Pr {

@@ -4,7 +4,7 @@
 //! before the next request leaves.
 
 use anyhow::Result;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, ToSql, Transaction, TransactionBehavior, params};
 use serde_json::json;
 
 use super::Store;
@@ -655,6 +655,19 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// `UPDATE forge_sync_state SET {set} WHERE repo = ?1` on `repo`'s row,
+    /// made first if missing; `values` bind from `?2` on.
+    fn update_state(&self, repo: &str, set: &str, values: &[&dyn ToSql]) -> Result<()> {
+        self.ensure_state(repo)?;
+        let mut bound: Vec<&dyn ToSql> = vec![&repo];
+        bound.extend_from_slice(values);
+        self.tx.execute(
+            &format!("UPDATE forge_sync_state SET {set} WHERE repo = ?1"),
+            bound.as_slice(),
+        )?;
+        Ok(())
+    }
+
     fn ensure_state(&self, repo: &str) -> Result<()> {
         self.tx.execute(
             "INSERT OR IGNORE INTO forge_sync_state (repo) VALUES (?1)",
@@ -666,38 +679,33 @@ impl Writer<'_> {
     /// Starts a listing at `first` (its first page), `top` being the newest
     /// number known: nothing below it has been reached yet.
     pub fn start_listing(&self, repo: &str, first: &str, top: u32) -> Result<()> {
-        self.ensure_state(repo)?;
-        self.tx.execute(
-            "UPDATE forge_sync_state SET list_next = ?2, list_floor = ?3 + 1, list_top = ?3,
-                    list_started = datetime('now')
-             WHERE repo = ?1",
-            params![repo, first, top],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "list_next = ?2, list_floor = ?3 + 1, list_top = ?3, list_started = datetime('now')",
+            params![first, top],
+        )
     }
 
     /// Moves the listing on: the next page to ask for and the lowest number
     /// reached so far.
     pub fn advance_listing(&self, repo: &str, next: &str, floor: Option<u32>) -> Result<()> {
-        self.tx.execute(
-            "UPDATE forge_sync_state SET list_next = ?2,
-                    list_floor = min(coalesce(list_floor, ?3), coalesce(?3, list_floor))
-             WHERE repo = ?1",
-            params![repo, next, floor],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "list_next = ?2,
+             list_floor = min(coalesce(list_floor, ?3), coalesce(?3, list_floor))",
+            params![next, floor],
+        )
     }
 
     /// The listing reached its end: everything up to its top was listed.
     pub fn finish_listing(&self, repo: &str) -> Result<()> {
-        self.tx.execute(
-            "UPDATE forge_sync_state SET list_next = NULL, list_floor = NULL,
-                    list_covered = max(coalesce(list_covered, 0), coalesce(list_top, 0)),
-                    list_top = NULL, list_started = NULL
-             WHERE repo = ?1",
-            [repo],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "list_next = NULL, list_floor = NULL,
+             list_covered = max(coalesce(list_covered, 0), coalesce(list_top, 0)),
+             list_top = NULL, list_started = NULL",
+            params![],
+        )
     }
 
     /// Moves patina's high-water mark forward (never back) to `updated_at`.
@@ -712,54 +720,42 @@ impl Writer<'_> {
 
     /// Remembers the first page of a refresh and its ETag.
     pub fn set_refresh_page(&self, repo: &str, url: &str, etag: Option<&str>) -> Result<()> {
-        self.ensure_state(repo)?;
-        self.tx.execute(
-            "UPDATE forge_sync_state SET refresh_url = ?2, refresh_etag = ?3 WHERE repo = ?1",
-            params![repo, url, etag],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "refresh_url = ?2, refresh_etag = ?3",
+            params![url, etag],
+        )
     }
 
     /// Records a finished refresh and how many items it brought.
     pub fn finish_refresh(&self, repo: &str, changed: u64) -> Result<()> {
-        self.ensure_state(repo)?;
-        self.tx.execute(
-            "UPDATE forge_sync_state SET refresh_at = datetime('now'), refresh_changed = ?2
-             WHERE repo = ?1",
-            params![repo, sql_int(changed)],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "refresh_at = datetime('now'), refresh_changed = ?2",
+            params![sql_int(changed)],
+        )
     }
 
     /// What the forge of `repo` is, and where its API answered.
     pub fn set_forge(&self, repo: &str, kind: &str, api_base: &str) -> Result<()> {
-        self.ensure_state(repo)?;
-        self.tx.execute(
-            "UPDATE forge_sync_state SET forge_kind = ?2, api_base = ?3 WHERE repo = ?1",
-            params![repo, kind, api_base],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "forge_kind = ?2, api_base = ?3",
+            params![kind, api_base],
+        )
     }
 
     /// Which API resolves the backlog (`graphql`, `rest`), and why REST.
     pub fn set_api(&self, repo: &str, api: &str, note: Option<&str>) -> Result<()> {
-        self.ensure_state(repo)?;
-        self.tx.execute(
-            "UPDATE forge_sync_state SET api = ?2, api_note = ?3 WHERE repo = ?1",
-            params![repo, api, note],
-        )?;
-        Ok(())
+        self.update_state(repo, "api = ?2, api_note = ?3", params![api, note])
     }
 
     pub fn set_rate(&self, repo: &str, rate: Rate) -> Result<()> {
-        self.ensure_state(repo)?;
-        self.tx.execute(
-            "UPDATE forge_sync_state SET rate_remaining = ?2, rate_limit = ?3, rate_reset = ?4,
-                    rate_seen = datetime('now')
-             WHERE repo = ?1",
-            params![repo, rate.remaining as i64, rate.limit as i64, rate.reset],
-        )?;
-        Ok(())
+        self.update_state(
+            repo,
+            "rate_remaining = ?2, rate_limit = ?3, rate_reset = ?4, rate_seen = datetime('now')",
+            params![rate.remaining as i64, rate.limit as i64, rate.reset],
+        )
     }
 }
 

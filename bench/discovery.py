@@ -20,7 +20,6 @@ Output: a Markdown block for BENCHMARKS.md on stdout, progress on stderr.
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -30,24 +29,13 @@ import subprocess
 import sys
 import time
 
+from common import capture, loadavg, log, machine
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 FORGE = "acme/widget"
 TARGET_FULL_RATIO = 0.7  # full discovery wall <= 0.7 x git log wall
 TARGET_SMALL_MS = 20.0  # incremental and nothing-new runs
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def capture(*argv, cwd=None):
-    """Output of a helper command, or None when it fails (version probes etc.)."""
-    try:
-        return subprocess.run(argv, cwd=cwd, check=True, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 # --------------------------------------------------------------------------
@@ -241,33 +229,6 @@ def fmt_ms(s):
 
 def fmt_rss(kib):
     return f"{kib / 1024:.1f} MiB"
-
-
-def loadavg():
-    """1-minute load average: a busy machine (a concurrent build) shows here."""
-    try:
-        with open("/proc/loadavg") as f:
-            return f.read().split()[0]
-    except OSError:
-        return "?"
-
-
-def machine():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} × {model} (nproc {capture('nproc') or '?'}){mem}, " \
-           f"{platform.system()} {platform.release()}"
 
 
 def report(args, rows, shape, plus_shape, gen_secs, binary_note, problems, planted_counts,

@@ -36,7 +36,6 @@ Output: a Markdown block for BENCHMARKS.md on stdout, progress on stderr.
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import shlex
@@ -47,6 +46,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from common import capture, loadavg, log, machine
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -64,45 +65,6 @@ DEFAULT_EPOCH = 1_577_836_800  # fakeforge: item n is created at this + n × 600
 QUICK_RANGE = (0.05, 0.72)  # seconds per request at --delay 50ms (0.72: 5000/h spread)
 GAP_SLACK = 0.010  # arrival jitter allowed below k × delay in the fake's log (s)
 PACE_SPAN = 10  # spacings in a row whose shortest span is checked
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def capture(*argv, cwd=None):
-    """Output of a helper command, or None when it fails (version probes etc.)."""
-    try:
-        return subprocess.run(argv, cwd=cwd, check=True, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return f.read().split()[0]
-    except OSError:
-        return "?"
-
-
-def machine():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} × {model} (nproc {capture('nproc') or '?'}){mem}, " \
-           f"{platform.system()} {platform.release()}"
 
 
 def thousands(n):

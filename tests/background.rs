@@ -714,44 +714,12 @@ fn assert_matches_forge(env: &TestEnv, forge: &FakeForge, top: u64) {
     assert_eq!(counts_of(&status(env)), want);
 }
 
-/// The target of the test's own request in [`wait_fake_idle`].
-const PROBE: &str = "/rate_limit?probe=background-test";
+/// The fake's own probe, left out of what the tests count.
+const PROBE: &str = fakeforge::IDLE_PROBE;
 
 /// Waits until every request a dead process sent is in the fake's log.
-/// A connection may still wait in the listen queue, not yet accepted: the
-/// test's own request (`PROBE`, answered after every connection queued
-/// before it was accepted, as the queue is first in, first out) flushes the
-/// queue; then no `ff{PORT}-conn` thread may be left alive.
 fn wait_fake_idle(forge: &FakeForge) {
-    use std::io::{Read, Write};
-    let addr = forge.url().trim_start_matches("http://").to_string();
-    let mut probe = std::net::TcpStream::connect(&addr).expect("connect to the fake");
-    write!(
-        probe,
-        "GET {PROBE} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: background-test\r\n\
-         Connection: close\r\n\r\n"
-    )
-    .expect("send the probe");
-    let mut answer = Vec::new();
-    probe
-        .read_to_end(&mut answer)
-        .expect("read the probe's answer");
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "the probe was not answered"
-    );
-    let port = forge.url().rsplit(':').next().unwrap().to_string();
-    let name = format!("ff{port}-conn");
-    wait_for(
-        "the fake's connections to end",
-        Duration::from_secs(10),
-        || {
-            !fs::read_dir("/proc/self/task").unwrap().any(|task| {
-                let comm = task.unwrap().path().join("comm");
-                fs::read_to_string(comm).is_ok_and(|c| c.trim_end() == name)
-            })
-        },
-    );
+    forge.wait_idle();
 }
 
 /// Request targets other than the one-per-run check that the repository

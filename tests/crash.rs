@@ -279,44 +279,12 @@ fn requests(forge: &FakeForge) -> Vec<Logged> {
         .collect()
 }
 
-/// The target of the test's own request in [`wait_fake_idle`].
-const PROBE: &str = "/rate_limit?probe=crash-test";
+/// The fake's own probe, left out of what the tests count.
+const PROBE: &str = fakeforge::IDLE_PROBE;
 
-/// Waits until every request a dead process sent is in the fake's log (as
-/// `background.rs` does): a request of ours, answered after every
-/// connection queued before it, then no connection thread left.
+/// Waits until every request a dead process sent is in the fake's log.
 fn wait_fake_idle(forge: &FakeForge) {
-    use std::io::Read;
-    let addr = forge.url().trim_start_matches("http://").to_string();
-    let mut probe = std::net::TcpStream::connect(&addr).expect("connect to the fake");
-    write!(
-        probe,
-        "GET {PROBE} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: crash-test\r\n\
-         Connection: close\r\n\r\n"
-    )
-    .expect("send the probe");
-    let mut answer = Vec::new();
-    probe
-        .read_to_end(&mut answer)
-        .expect("read the probe's answer");
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "the probe was not answered"
-    );
-    // Closed at once: the fake lingers for a client's close (up to 2 s).
-    drop(probe);
-    let port = forge.url().rsplit(':').next().unwrap().to_string();
-    let name = format!("ff{port}-conn");
-    drive::wait_until(
-        "the fake's connections to end",
-        Duration::from_secs(10),
-        || {
-            !std::fs::read_dir("/proc/self/task").unwrap().any(|task| {
-                let comm = task.unwrap().path().join("comm");
-                std::fs::read_to_string(comm).is_ok_and(|c| c.trim_end() == name)
-            })
-        },
-    );
+    forge.wait_idle();
 }
 
 fn normalised(r: &Logged) -> String {

@@ -56,6 +56,9 @@
 //! clear_faults(&self)                                 queued and random faults, and any secondary wait
 //! set_fault_rate(&self, seed, FaultRates)             seeded random faults (splitmix64)
 //! set_latency(&self, Duration)                        every answer delayed
+//! wait_idle(&self)                                    every request sent before is logged and no
+//!                                                     connection is left (its own probe, IDLE_PROBE,
+//!                                                     is logged too)
 //! set_graphql_rate_limit(&self, limit, remaining, reset_epoch_secs)   GraphQL's own points (default 5000/hour)
 //! graphql_rate_limit(&self) -> (limit, remaining, reset)
 //! set_graphql_latency_per_alias(&self, Duration)      GraphQL answers delayed per item lookup in the query
@@ -956,7 +959,53 @@ impl FakeForge {
     pub fn set_latency(&self, d: Duration) {
         self.state().latency = d;
     }
+
+    /// Waits until every request sent to the fake before this call is in
+    /// its log, including those of a process that just died, and no
+    /// connection thread is left. A request of the caller's own
+    /// ([`IDLE_PROBE`], logged too) is answered only after every connection
+    /// queued before it (the listen queue is first in, first out); then no
+    /// `ff{PORT}-conn` thread may be alive.
+    pub fn wait_idle(&self) {
+        use std::io::Read;
+        let root = self.root_url();
+        let addr = root.trim_start_matches("http://");
+        let mut probe = TcpStream::connect(addr).expect("connect to the fake");
+        write!(
+            probe,
+            "GET {IDLE_PROBE} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: fakeforge-idle\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .expect("send the probe");
+        let mut answer = Vec::new();
+        probe
+            .read_to_end(&mut answer)
+            .expect("read the probe's answer");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 "),
+            "the probe was not answered"
+        );
+        // Closed at once: the fake lingers for a client's close (up to 2 s).
+        drop(probe);
+        let port = addr.rsplit(':').next().unwrap_or_default();
+        let name = format!("ff{port}-conn");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_dir("/proc/self/task").unwrap().any(|task| {
+            let comm = task.unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|c| c.trim_end() == name)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the fake's connections did not end"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
+
+/// The target of [`FakeForge::wait_idle`]'s own request, for tests to leave
+/// out of what they count.
+pub const IDLE_PROBE: &str = "/rate_limit?probe=idle";
 
 impl Drop for FakeForge {
     fn drop(&mut self) {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod discover;
+pub mod drain;
 pub mod exit;
 pub mod forge;
 pub mod home;
@@ -13,7 +14,6 @@ pub mod pace;
 pub mod report;
 pub mod signals;
 pub mod store;
-pub mod sync;
 pub mod target;
 
 use std::io::{self, Write};
@@ -181,9 +181,9 @@ fn drain(
 ) -> Result<()> {
     // A bounded drain stays bounded; the others end with a refresh.
     let refresh = match (limit, options.full) {
-        (Some(_), _) => sync::Refresh::No,
-        (None, false) => sync::Refresh::Changed,
-        (None, true) => sync::Refresh::Full,
+        (Some(_), _) => drain::Refresh::No,
+        (None, false) => drain::Refresh::Changed,
+        (None, true) => drain::Refresh::Full,
     };
     signals::install()?;
     let repo = target.forge.repo.to_string();
@@ -206,13 +206,13 @@ fn drain(
         (_, false) => (false, Some("no token".to_owned())),
     };
     let mut progress = report::Progress::new();
-    let summary = sync::drain(
+    let summary = drain::drain(
         &mut store,
         &forge,
         &pace,
         &mut progress,
         &repo,
-        sync::Options {
+        drain::Options {
             limit,
             mode,
             refresh,
@@ -228,10 +228,10 @@ fn drain(
             report::count(changed, "new or changed item", "new or changed items"),
             report::count(summary.requests, "request", "requests")
         )?,
-        _ => sync::print_summary(out, &summary)?,
+        _ => drain::print_summary(out, &summary)?,
     }
     out.flush()?;
-    if let Some(sync::End::GaveUp(why)) = &summary.end {
+    if let Some(drain::End::GaveUp(why)) = &summary.end {
         anyhow::bail!("{why}");
     }
     Ok(())

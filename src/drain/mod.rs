@@ -1,0 +1,285 @@
+//! The drain: plan the next request, pass the pace ledger, send it, record
+//! the outcome in one transaction, and stop when the work, the limit, a
+//! signal or a failing forge says so.
+//!
+//! The core here knows no forge. It runs a [`Way`] of asking until the
+//! backlog is done, then the refresh; what a forge's items need after a REST
+//! answer is its [`Completion`]:
+//!
+//! | file | what it owns |
+//! | --- | --- |
+//! | `plan.rs` | the pure choices: which refs next, retries, whether listing pays |
+//! | `exchange.rs` | one request through the pace ledger; limits, failures and backoff |
+//! | `record.rs` | every outcome's transaction |
+//! | `rest.rs` | REST: the newest-first listing, single GETs, 301s; GitHub's merge state |
+//! | `graphql.rs` | GraphQL batches, their size, the REST check of `NOT_FOUND`s |
+//! | `gitea.rs` | Gitea's discussion: comments and reviews, a request each |
+//! | `refresh.rs` | what changed on the forge since the mark |
+
+mod exchange;
+mod gitea;
+mod graphql;
+pub mod plan;
+mod record;
+mod refresh;
+mod rest;
+mod summary;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+
+pub use self::summary::{End, Summary, print_summary};
+use crate::forge::Item;
+use crate::forge::github::GitHub;
+use crate::forge::kind::ForgeKind;
+use crate::pace::Pace;
+use crate::report::{Progress, count};
+use crate::signals;
+use crate::store::{RunState, Store};
+use plan::Backlog;
+
+/// Transient failures in a row after which the drain stops and leaves the
+/// rest pending for a later run.
+const MAX_FAILURES_IN_A_ROW: u32 = 5;
+
+pub struct Options {
+    /// At most this many refs settled; `None` drains everything.
+    pub limit: Option<u64>,
+    /// `limit`, `resume` or `sync`, recorded with the run.
+    pub mode: &'static str,
+    /// After the backlog is drained, bring in what changed on the forge.
+    pub refresh: Refresh,
+    /// Resolve in GraphQL batches (a token is set); else REST.
+    pub graphql: bool,
+    /// Why REST, when it is: shown by status.
+    pub api_note: Option<String>,
+}
+
+/// Whether a drain ends with a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    No,
+    /// What changed since the high-water mark.
+    Changed,
+    /// Everything again (`--full`), still paced.
+    Full,
+}
+
+/// One way of asking the forge about pending refs: REST or GraphQL.
+trait Way {
+    /// What status calls it (`rest`, `graphql`).
+    fn api(&self) -> &'static str;
+    /// Plans, sends and records the next request for pending refs (the
+    /// backlog is not empty). Limits and failures are dealt with inside.
+    fn step(&mut self, drain: &mut Drain<'_>) -> Result<Flow>;
+    /// Makes a refresh page's changed items richer before they are recorded
+    /// (GraphQL: their discussion). False when a stop came first.
+    fn enrich(&mut self, _drain: &mut Drain<'_>, _items: &mut [Item]) -> Result<bool> {
+        Ok(true)
+    }
+    /// Whether the run counts points spent (GraphQL's `rateLimit.cost`).
+    fn counts_points(&self) -> bool {
+        false
+    }
+}
+
+/// What one step of a way of asking came to.
+enum Flow {
+    /// Asked, and the answer recorded or dealt with: plan the next.
+    Next,
+    /// A stop was asked for.
+    Stopped,
+    /// Nothing can be asked before then.
+    Wait(SystemTime),
+    /// Nothing left that can be asked now.
+    Done,
+    /// This way cannot go on (a host without GraphQL): go on with that one.
+    Switch(Box<dyn Way>),
+}
+
+/// What a forge's items need after a REST answer, before they are recorded.
+trait Completion {
+    /// Whether the item needs requests of its own.
+    fn needs(&self, item: &Item) -> bool;
+    /// Those requests. False when a stop came first; an error after the
+    /// forge failed too often in a row.
+    fn complete(&self, drain: &mut Drain<'_>, item: &mut Item) -> Result<bool>;
+}
+
+/// The way of asking and the completion for a forge: the one place that
+/// tells forges apart.
+fn ways(kind: ForgeKind, graphql: bool) -> (Box<dyn Way>, &'static dyn Completion) {
+    let completion: &'static dyn Completion = match kind {
+        ForgeKind::Github | ForgeKind::GithubEnterprise => &rest::MergeState,
+        ForgeKind::Gitea => &gitea::Discussion,
+    };
+    let way: Box<dyn Way> = match graphql {
+        true => Box::new(graphql::Batches::new()),
+        false => Box::new(rest::Rest),
+    };
+    (way, completion)
+}
+
+/// The drain's state for one run: the connection, the backlog, the counters.
+struct Drain<'a> {
+    store: &'a mut Store,
+    forge: &'a GitHub,
+    pace: &'a Pace,
+    progress: &'a mut Progress,
+    completion: &'static dyn Completion,
+    repo: String,
+    run: i64,
+    limit: Option<u64>,
+    summary: Summary,
+    backlog: Backlog,
+    failures_in_a_row: u32,
+    last_failure: Option<String>,
+    /// The repository was seen to exist, so a 404 is about the number.
+    repo_confirmed: bool,
+    /// A secondary limit was met; the next success lifts its backoff.
+    limited: bool,
+}
+
+pub fn drain(
+    store: &mut Store,
+    forge: &GitHub,
+    pace: &Pace,
+    progress: &mut Progress,
+    repo: &str,
+    options: Options,
+) -> Result<Summary> {
+    let run = store.start_run(repo, std::process::id(), options.mode)?;
+    let backlog = Backlog::new(store.candidates(repo)?, unix_now());
+    let pending = backlog.len() as u64;
+    progress.start(options.limit.unwrap_or(pending).min(pending));
+    let (mut way, completion) = ways(forge.kind(), options.graphql);
+    let mut drain = Drain {
+        store,
+        forge,
+        pace,
+        progress,
+        completion,
+        repo: repo.to_owned(),
+        run,
+        limit: options.limit,
+        summary: Summary::default(),
+        backlog,
+        failures_in_a_row: 0,
+        last_failure: None,
+        repo_confirmed: false,
+        limited: false,
+    };
+    let api = way.api();
+    drain
+        .store
+        .write(|w| w.set_api(repo, api, options.api_note.as_deref()))?;
+    if way.counts_points() {
+        drain.summary.points = Some(0);
+    }
+    let mut outcome = drain.run(&mut way);
+    if let (Ok(End::Done), Refresh::Changed | Refresh::Full) = (&outcome, options.refresh) {
+        outcome = drain.refresh(way.as_mut(), options.refresh == Refresh::Full);
+    }
+    let (state, error) = match &outcome {
+        Ok(End::Done | End::LimitReached) => (RunState::Finished, None),
+        Ok(End::Interrupted) => (RunState::Interrupted, None),
+        Ok(End::GaveUp(why)) => (RunState::Failed, Some(why.clone())),
+        Err(e) => (RunState::Failed, Some(format!("{e:#}"))),
+    };
+    drain.store.finish_run(run, state, error.as_deref())?;
+    drain.progress.finish();
+    let mut summary = drain.summary;
+    summary.pending = drain.store.pending(repo)?;
+    summary.end = Some(outcome?);
+    Ok(summary)
+}
+
+impl Drain<'_> {
+    fn run(&mut self, way: &mut Box<dyn Way>) -> Result<End> {
+        loop {
+            if signals::stop_requested() {
+                return Ok(End::Interrupted);
+            }
+            if self.budget() == 0 {
+                return Ok(End::LimitReached);
+            }
+            if let Some(why) = self.given_up("") {
+                return Ok(End::GaveUp(format!(
+                    "{why}; {} left pending for the next run",
+                    count(self.backlog.len() as u64, "ref", "refs")
+                )));
+            }
+            if self.backlog.is_empty() {
+                return Ok(End::Done);
+            }
+            match way.step(self)? {
+                Flow::Next => {}
+                Flow::Stopped => return Ok(End::Interrupted),
+                Flow::Wait(until) => {
+                    let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+                    self.progress.log(&format!(
+                        "waiting {} to retry refs that failed for now",
+                        humantime::format_duration(round_secs(wait))
+                    ));
+                    if !sleep_until(until) {
+                        return Ok(End::Interrupted);
+                    }
+                }
+                Flow::Done => return Ok(End::Done),
+                Flow::Switch(next) => *way = next,
+            }
+        }
+    }
+
+    /// Refs this run may still settle.
+    fn budget(&self) -> u64 {
+        match self.limit {
+            Some(limit) => limit.saturating_sub(self.summary.settled()),
+            None => u64::MAX,
+        }
+    }
+
+    /// Why to stop, once the forge failed too often in a row (`doing`
+    /// says what was under way, as " while …").
+    fn given_up(&self, doing: &str) -> Option<String> {
+        (self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW).then(|| {
+            format!(
+                "the forge failed {MAX_FAILURES_IN_A_ROW} times in a row{doing} (last: {})",
+                self.last_failure.as_deref().unwrap_or("unknown")
+            )
+        })
+    }
+
+    /// What the backlog offers for `room` refs, as the next step.
+    fn choose(&self, room: usize) -> plan::Choice {
+        let room = room.min(usize::try_from(self.budget()).unwrap_or(usize::MAX));
+        self.backlog.choose(room, SystemTime::now())
+    }
+}
+
+fn unix_secs(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn unix_now() -> i64 {
+    unix_secs(SystemTime::now())
+}
+
+fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_millis() >= 500))
+}
+
+/// Sleeps until `until` in short naps; false when a stop was asked for.
+fn sleep_until(until: SystemTime) -> bool {
+    loop {
+        if signals::stop_requested() {
+            return false;
+        }
+        let Ok(left) = until.duration_since(SystemTime::now()) else {
+            return true;
+        };
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}

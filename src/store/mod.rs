@@ -4,6 +4,7 @@
 mod backlog;
 mod resolve;
 mod schema;
+mod writer;
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -15,7 +16,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use backlog::{Counts, Mention, Recorded};
-pub use resolve::{Candidate, Rate, RefreshState, RunRow, RunState, SyncState, Writer};
+pub use resolve::{Candidate, Rate, RefreshState, RunRow, RunState, SyncState};
+pub use writer::Writer;
 
 /// patina, a running sync and a status query share the file; a writer holds
 /// the lock for one short transaction, so waiting beats failing.

@@ -566,3 +566,51 @@ fn runs_with_refs_of_another_forge_in_the_db_keep_them() {
         vec![vec!["2020-01-01 00:00:00".to_string(), "NULL".to_string()]]
     );
 }
+
+/// A history whose commit-graph still walks but whose commits cannot be
+/// read: every reader thread fails. With more chunks than the readers and
+/// their queue hold, the walk used to wait for room for ever.
+#[test]
+fn unreadable_commits_end_discovery_with_one_error_instead_of_a_hang() {
+    let env = TestEnv::with_origin();
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+    // The readers' chunks, the queue's (two a reader), one in hand, and more.
+    let commits = (readers * 3 + 4) * 512;
+    let mut stream = String::new();
+    for i in 1..=commits {
+        let msg = format!("change {i} (#{i})\n");
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{i}\ncommitter T <t@example.com> {} +0000\ndata {}\n{msg}",
+            1_600_000_000 + i,
+            msg.len()
+        ));
+        if i > 1 {
+            stream.push_str(&format!("from :{}\n", i - 1));
+        }
+        stream.push('\n');
+    }
+    env.git_stdin(&["fast-import", "--quiet"], stream.as_bytes());
+    env.git(&["commit-graph", "write", "--reachable"]);
+    // Loose objects, so that single commits can go missing.
+    let git_dir = env.repo().join(".git");
+    let packs = env.root().join("packs");
+    std::fs::rename(git_dir.join("objects/pack"), &packs).unwrap();
+    std::fs::create_dir(git_dir.join("objects/pack")).unwrap();
+    for pack in std::fs::read_dir(&packs).unwrap() {
+        let pack = pack.unwrap().path();
+        if pack.extension().is_some_and(|e| e == "pack") {
+            env.git_stdin(&["unpack-objects", "-q"], &std::fs::read(&pack).unwrap());
+        }
+    }
+    // HEAD stays readable; the next commits of the walk are gone.
+    let ids = env.git(&["rev-list", "HEAD"]);
+    for id in ids.lines().skip(1).take(readers * 512 * 2) {
+        std::fs::remove_file(git_dir.join("objects").join(&id[..2]).join(&id[2..])).unwrap();
+    }
+
+    let out = env.run_or_hang(["--offline"], std::time::Duration::from_secs(120));
+    out.assert_error()
+        .assert_stderr_contains("cannot read commit")
+        .assert_stderr_contains("git fsck");
+    assert!(env.refs().is_empty(), "nothing recorded from a failed walk");
+}

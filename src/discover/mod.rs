@@ -5,7 +5,7 @@ pub mod parser;
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, Result};
 use gix::ObjectId;
@@ -140,14 +140,17 @@ fn walk(
     let readers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
     let shared = repo.clone().into_sync();
     let (send, receive) = mpsc::sync_channel::<Vec<ObjectId>>(readers * 2);
-    let receive = Mutex::new(receive);
+    // The readers own the receiving end together: when the last of them has
+    // gone (each failed), the channel closes and the walk's `send` returns
+    // instead of waiting for room that never comes.
+    let receive = Arc::new(Mutex::new(receive));
     // `Target` holds the (thread-bound) repository; readers need only the forge.
     let forge = &target.forge.clone();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..readers)
             .map(|_| {
                 let repo = shared.to_thread_local();
-                let receive = &receive;
+                let receive = Arc::clone(&receive);
                 scope.spawn(move || {
                     let mut reader = Reader::new(repo, forge);
                     loop {
@@ -162,6 +165,7 @@ fn walk(
                 })
             })
             .collect();
+        drop(receive);
 
         // The walk goes in and is dropped when it ends: its set of seen
         // commits must not outlive it while the findings are merged.
@@ -252,10 +256,9 @@ impl<'a> Reader<'a> {
 
     fn read(&mut self, ids: &[ObjectId]) -> Result<()> {
         for &id in ids {
-            let commit = self
-                .repo
-                .find_commit(id)
-                .with_context(|| format!("cannot read commit {id}"))?;
+            let commit = self.repo.find_commit(id).with_context(|| {
+                format!("cannot read commit {id} (is the repository damaged? `git fsck` tells)")
+            })?;
             self.found.clear();
             parser::refs_in_message(commit.message_raw_sloppy(), &self.forge, &mut self.found);
             if self.found.is_empty() {

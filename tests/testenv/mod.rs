@@ -348,6 +348,47 @@ impl TestEnv {
         }
     }
 
+    /// Like [`TestEnv::run`], for a run that could hang: one still running
+    /// after `patience` is ended by its PID and the test fails. A bound on
+    /// hanging, not a claim on speed.
+    pub fn run_or_hang<I, S>(&self, args: I, patience: std::time::Duration) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut full: Vec<OsString> = vec!["-C".into(), self.repo.clone().into()];
+        full.extend(args.into_iter().map(|a| a.as_ref().into()));
+        let what = format!("patina-forge {full:?}");
+        let mut child = base_command(env!("CARGO_BIN_EXE_patina-forge"), &self.home)
+            .env("PATINA_HOME", &self.patina_home)
+            .env("PATINA_FORGE_API_URL", &*self.api_url.borrow())
+            .current_dir(&self.root)
+            .args(&full)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run patina-forge");
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("wait for patina-forge").is_none() {
+            if started.elapsed() > patience {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} still ran after {patience:?}: it hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child
+            .wait_with_output()
+            .expect("read patina-forge's output");
+        Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+            what,
+        }
+    }
+
     /// Points later runs at a (fake) forge's API base.
     pub fn set_api_url(&self, url: &str) {
         *self.api_url.borrow_mut() = url.to_owned();

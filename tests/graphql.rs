@@ -386,6 +386,44 @@ fn slow_answers_shrink_the_batch_before_github_gives_up() {
 }
 
 #[test]
+fn a_wait_before_the_request_does_not_count_as_a_slow_answer() {
+    let (env, forge) = plain(160);
+    // The first batch meets a secondary limit: its retry waits 6 s for
+    // its turn, then is answered at once.
+    forge.push_fault_on(
+        "/graphql",
+        Fault::SecondaryLimit {
+            retry_after: Some(6),
+        },
+    );
+    let out = drain(&env, &forge, 1000, &[]);
+    out.ok();
+    let sizes = batch_sizes(&forge);
+    // The retry was fast: the batch doubles, as after any fast answer.
+    assert_eq!(&sizes[..3], [50, 50, 100], "{sizes:?}\n{}", out.dump());
+    assert!(pending(&env).is_empty() && failed(&env).is_empty());
+}
+
+#[test]
+fn a_batch_whose_every_node_failed_backs_off_like_any_failure() {
+    let (env, forge) = plain(60);
+    // Every node of the first batch fails to decode: the forge is failing.
+    forge.push_fault_on("/graphql", Fault::WrongTypes);
+    let out = drain(&env, &forge, 10, &[]);
+    out.ok();
+    let posts: Vec<Logged> = graphql_posts(&forge.requests())
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(posts.len(), 2, "{}", out.dump());
+    // The first failure in a row holds every request for 2 s.
+    let gap = posts[1].at.duration_since(posts[0].at);
+    assert!(gap >= Duration::from_secs(2), "no backoff: {gap:?}");
+    assert_eq!(out.summary().0, 10, "{}", out.dump());
+    assert!(failed(&env).is_empty());
+}
+
+#[test]
 fn rate_limited_is_a_wait_for_the_reset_not_a_failure() {
     let (env, forge) = plain(20);
     let reset = now_secs() + 3;

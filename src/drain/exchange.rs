@@ -89,12 +89,8 @@ impl Drain<'_> {
                 bail!("{why}")
             }
             Answer::Transient(why) => {
-                self.failed(why);
                 self.record_failure(number, why)?;
-                // The forge is struggling: slow down for everyone.
-                let backoff = Duration::from_secs(1 << self.failures_in_a_row.min(6));
-                self.pace
-                    .hold_until(SystemTime::now() + backoff, "backing off after a failure")?;
+                self.failed(why)?;
                 let what = number.map_or("listing".to_owned(), |n| format!("#{n}"));
                 self.progress.log(&format!("{what}: {why} (will retry)"));
                 Ok(true)
@@ -103,10 +99,15 @@ impl Drain<'_> {
         }
     }
 
-    /// One failure more in the current run of them.
-    pub(super) fn failed(&mut self, why: &str) {
+    /// One failure more in the current run of them. The forge is
+    /// struggling: slow down for everyone, longer with each in a row.
+    pub(super) fn failed(&mut self, why: &str) -> Result<()> {
         self.failures_in_a_row += 1;
         self.last_failure = Some(why.to_owned());
+        let backoff = Duration::from_secs(1 << self.failures_in_a_row.min(6));
+        self.pace
+            .hold_until(SystemTime::now() + backoff, "backing off after a failure")?;
+        Ok(())
     }
 
     /// An answer was understood and recorded: the run of failures is over,

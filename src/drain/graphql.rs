@@ -121,7 +121,7 @@ impl Batches {
         self.confirm.extend(&left.confirm);
         match left.deferred.first() {
             // Nothing in the batch came through: that is the forge failing.
-            Some((_, why)) if left.deferred.len() == batch.results.len() => drain.failed(why),
+            Some((_, why)) if left.deferred.len() == batch.results.len() => drain.failed(why)?,
             _ => drain.succeeded()?,
         }
         Ok(Flow::Next)
@@ -159,11 +159,21 @@ impl Batches {
     /// and the switch to REST are dealt with here and come back as
     /// [`Asked::Again`].
     fn ask(&mut self, drain: &mut Drain<'_>, numbers: &[u32]) -> Result<Asked> {
-        let started = Instant::now();
-        let Some(fetched) = drain.send_with(|forge| forge.fetch_batch(numbers), false)? else {
+        // The answer's time alone: a wait for the turn (the spacing, a
+        // limit, a backoff) says nothing about how hard the query was.
+        let mut took = Duration::ZERO;
+        let asked = drain.send_with(
+            |forge| {
+                let started = Instant::now();
+                let fetched = forge.fetch_batch(numbers);
+                took = started.elapsed();
+                fetched
+            },
+            false,
+        )?;
+        let Some(fetched) = asked else {
             return Ok(Asked::Stopped);
         };
-        let took = started.elapsed();
         if matches!(fetched.answer, Answer::NotFound | Answer::Gone) {
             // GraphQL is switched off on this host (GitHub Enterprise can).
             let note = format!("the host answers {} to GraphQL", fetched.status);

@@ -31,7 +31,7 @@ pub const NOTABLE_WAIT: Duration = Duration::from_secs(3);
 /// again (another process may have pushed the slot further out).
 const NAP: Duration = Duration::from_millis(100);
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Ledger {
     /// Unix milliseconds before which no request may leave.
     next_at_ms: u64,
@@ -56,6 +56,9 @@ pub fn host_key(url: &reqwest::Url) -> String {
 pub struct Pace {
     path: PathBuf,
     delay: Duration,
+    /// Ledger writes by this handle, for the tests of what is written.
+    #[cfg(test)]
+    writes: std::cell::Cell<u64>,
 }
 
 /// The outcome of waiting for a turn.
@@ -76,6 +79,8 @@ impl Pace {
         Ok(Self {
             path: run.join(format!("pace-{}.json", file_safe(host_key))),
             delay,
+            #[cfg(test)]
+            writes: Default::default(),
         })
     }
 
@@ -193,9 +198,16 @@ impl Pace {
             Ok(_) => serde_json::from_str(&text).unwrap_or_default(),
             Err(_) => Ledger::default(),
         };
+        let read = ledger.clone();
         let result = change(&mut ledger, unix_ms(SystemTime::now()));
-        write_ledger(&mut file, &ledger)
-            .with_context(|| format!("cannot write the pace ledger {}", self.path.display()))?;
+        // A wait reads the ledger ten times a second; only a change is
+        // written (and a torn file replaced, which reads as the default).
+        if ledger != read || text.trim().is_empty() {
+            write_ledger(&mut file, &ledger)
+                .with_context(|| format!("cannot write the pace ledger {}", self.path.display()))?;
+            #[cfg(test)]
+            self.writes.set(self.writes.get() + 1);
+        }
         // Dropping the file releases the lock.
         Ok(result)
     }
@@ -255,6 +267,21 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn a_wait_reads_the_ledger_and_writes_only_the_turn_it_takes() {
+        let (_dir, pace) = pace(0);
+        pace.hold_until(SystemTime::now() + Duration::from_millis(450), "hold")
+            .unwrap();
+        assert_eq!(pace.writes.get(), 1);
+        // About five naps of reading, then one write: the reserved turn.
+        assert_eq!(pace.wait_turn(None, &mut |_, _| {}).unwrap(), Turn::Go);
+        assert_eq!(pace.writes.get(), 2, "a nap rewrote the ledger");
+        // A hold that does not move the slot later changes nothing.
+        pace.hold_until(SystemTime::now() - Duration::from_secs(1), "past")
+            .unwrap();
+        assert_eq!(pace.writes.get(), 2);
     }
 
     #[test]

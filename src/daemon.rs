@@ -180,11 +180,25 @@ pub fn stop(
     let pid = busy
         .pid
         .context("a sync holds the lock but its PID file is empty: cannot signal it")?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .with_context(|| format!("cannot signal PID {pid}"))?;
+    let path = home.pid_file(&forge.owner, &forge.name);
+    let target = process(pid).with_context(|| {
+        format!(
+            "{} says PID {pid}, which no sync can have: not signalling it \
+             (`fuser {}` names the holder)",
+            path.display(),
+            path.display()
+        )
+    })?;
+    if !holds_open(target, &path)? {
+        anyhow::bail!(
+            "PID {pid}, named in {}, does not hold it: the file was written by \
+             someone else; not signalling it (`fuser {}` names the holder)",
+            path.display(),
+            path.display()
+        );
+    }
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM)
+        .with_context(|| format!("cannot signal PID {pid}"))?;
     let started = std::time::Instant::now();
     while holder(home, forge)?.is_some() {
         if started.elapsed() > patience {
@@ -196,4 +210,59 @@ pub fn stop(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     Ok(Some(pid))
+}
+
+/// The process a PID file's number may name: never 0 or 1 (`kill` would
+/// reach the whole process group, or init), nor a number that wraps to a
+/// negative `pid_t` (-1 is every process the user may signal).
+fn process(pid: u32) -> Option<nix::unistd::Pid> {
+    let raw = i32::try_from(pid).ok().filter(|&raw| raw > 1)?;
+    Some(nix::unistd::Pid::from_raw(raw))
+}
+
+/// Whether `pid` has `path` open, as the lock's holder has for its whole
+/// life: a stale or forged PID names a process that does not. Where
+/// `/proc` cannot tell (not Linux), the lock's being held is all we know.
+fn holds_open(pid: nix::unistd::Pid, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    if !Path::new("/proc/self/fd").is_dir() {
+        return Ok(true);
+    }
+    let file =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds,
+        // Gone, or not ours to look at: either way not our sync.
+        Err(_) => return Ok(false),
+    };
+    Ok(fds.flatten().any(|fd| {
+        std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == file.dev() && m.ino() == file.ino())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_that_reach_more_than_one_process_are_refused() {
+        for pid in [0, 1, 1 << 31, u32::MAX] {
+            assert_eq!(process(pid), None, "{pid}");
+        }
+        assert_eq!(process(2), Some(nix::unistd::Pid::from_raw(2)));
+        assert_eq!(
+            process(i32::MAX as u32),
+            Some(nix::unistd::Pid::from_raw(i32::MAX))
+        );
+    }
+
+    #[test]
+    fn only_a_process_with_the_file_open_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pid");
+        let open = std::fs::File::create(&path).unwrap();
+        assert!(holds_open(nix::unistd::Pid::this(), &path).unwrap());
+        drop(open);
+        assert!(!holds_open(nix::unistd::Pid::this(), &path).unwrap());
+    }
 }

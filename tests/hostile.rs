@@ -1175,3 +1175,64 @@ fn redirects_elsewhere_are_never_followed_with_the_token() {
         out.dump()
     );
 }
+
+/// A process the test started, ended by its PID when the test ends.
+struct Child(std::process::Child);
+
+impl Child {
+    fn start(program: &str, args: &[&str]) -> Child {
+        Child(
+            std::process::Command::new(program)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {program}: {e}")),
+        )
+    }
+
+    fn alive(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--stop` where the lock is held by something that is not our sync and the
+/// PID file says a number it was never meant to: `0` (which `kill` reads as
+/// the whole process group) or a live process that does not hold the lock.
+/// Nothing is signalled; the error says why and how to find the holder.
+#[test]
+fn stop_signals_only_the_process_that_holds_the_lock() {
+    let env = TestEnv::with_origin();
+    let run_dir = private_dir(&env, "run");
+    let pid_file = run_dir.join("forge-sync-acme-widget.pid");
+    fs::write(&pid_file, "").unwrap();
+    // The lock's holder: flock(1) keeps the file open and locked.
+    let mut holder = Child::start(
+        "flock",
+        &["--exclusive", pid_file.to_str().unwrap(), "sleep", "600"],
+    );
+    let mut bystander = Child::start("sleep", &["600"]);
+    while fs::File::open(&pid_file).unwrap().try_lock_shared().is_ok() {
+        assert!(holder.alive(), "flock ended before it took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for written in ["0".to_owned(), bystander.0.id().to_string()] {
+        fs::write(&pid_file, format!("{written}\n")).unwrap();
+        // In a process group of its own: were `kill(0)` sent, it would
+        // reach this run alone, not the test.
+        let out = env.command(["--stop"]).process_group(0).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{written}: {stderr}");
+        assert!(
+            stderr.contains("not signalling it") && stderr.contains("fuser"),
+            "{written}: {stderr}"
+        );
+        assert!(holder.alive() && bystander.alive(), "{written}: signalled");
+    }
+}

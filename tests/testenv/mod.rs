@@ -356,15 +356,10 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut full: Vec<OsString> = vec!["-C".into(), self.repo.clone().into()];
-        full.extend(args.into_iter().map(|a| a.as_ref().into()));
-        let what = format!("patina-forge {full:?}");
-        let mut child = base_command(env!("CARGO_BIN_EXE_patina-forge"), &self.home)
-            .env("PATINA_HOME", &self.patina_home)
-            .env("PATINA_FORGE_API_URL", &*self.api_url.borrow())
-            .current_dir(&self.root)
-            .args(&full)
-            .stdin(Stdio::null())
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+        let what = format!("patina-forge {args:?}");
+        let mut child = self
+            .command(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -387,6 +382,24 @@ impl TestEnv {
             code: out.status.code(),
             what,
         }
+    }
+
+    /// The binary as [`TestEnv::run`] starts it (`-C <repo>` first, the
+    /// same environment), for a test that starts it its own way.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = base_command(env!("CARGO_BIN_EXE_patina-forge"), &self.home);
+        cmd.env("PATINA_HOME", &self.patina_home)
+            .env("PATINA_FORGE_API_URL", &*self.api_url.borrow())
+            .current_dir(&self.root)
+            .arg("-C")
+            .arg(&self.repo)
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
     }
 
     /// Points later runs at a (fake) forge's API base.

@@ -9,6 +9,7 @@ pub mod discover;
 pub mod exit;
 pub mod forge;
 pub mod home;
+pub mod item;
 pub mod pace;
 pub mod report;
 pub mod signals;

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, ToSql, Transaction, TransactionBehavior, param
 use serde_json::json;
 
 use super::Store;
-use crate::forge::{Comment, Item};
+use crate::item::{Comment, Item};
 
 /// A pending ref as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::{Completion, Drain};
 use crate::forge::github::Answer;
-use crate::forge::{Details, Item};
+use crate::item::{Details, Item};
 
 /// An item's comments and a PR's approvals, a request each.
 pub(super) struct Discussion;

@@ -14,9 +14,9 @@ use anyhow::Result;
 use super::plan::Choice;
 use super::rest::Rest;
 use super::{Drain, Flow, Way};
-use crate::forge::Item;
 use crate::forge::github::{Answer, Fetched, Limit};
 use crate::forge::graphql::{self, MAX_BATCH, Node};
+use crate::item::Item;
 
 /// The first GraphQL batch of a run; it doubles while answers are fast.
 const BATCH_START: usize = 50;

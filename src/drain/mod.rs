@@ -30,9 +30,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 
 pub use self::summary::{End, Summary, print_summary};
-use crate::forge::Item;
 use crate::forge::github::GitHub;
 use crate::forge::kind::ForgeKind;
+use crate::item::Item;
 use crate::pace::Pace;
 use crate::report::{Progress, count};
 use crate::signals;

@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 use super::{Drain, unix_now, unix_secs};
-use crate::forge::Item;
 use crate::forge::github::RateInfo;
 use crate::forge::graphql::{Batch, Node};
+use crate::item::Item;
 use crate::store::{Rate, Writer};
 
 /// What one ref's answer settled.

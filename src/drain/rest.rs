@@ -15,7 +15,7 @@ use super::plan::{self, Choice, Listing, ListingState};
 use super::record::Outcome;
 use super::{Completion, Drain, Flow, Way};
 use crate::forge::github::{Answer, Fetched};
-use crate::forge::{Item, Kind, MergedAt};
+use crate::item::{Item, Kind, MergedAt};
 
 /// Pending refs through REST: listing pages where they pay, else one by one.
 pub(super) struct Rest;

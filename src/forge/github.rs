@@ -146,8 +146,9 @@ impl GitHub {
         timeout: Duration,
         kind: ForgeKind,
     ) -> Result<Self> {
+        let authorization = token.map(|t| t.authorization(kind)).transpose()?;
         Ok(Self {
-            http: Http::new(&base, token, kind.auth(), timeout)?,
+            http: Http::new(&base, authorization, timeout)?,
             kind,
             base,
             repo,
@@ -155,7 +156,7 @@ impl GitHub {
     }
 
     pub fn has_token(&self) -> bool {
-        self.http.has_token()
+        self.http.has_authorization()
     }
 
     pub fn kind(&self) -> ForgeKind {

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Comment, Details, Item, Kind, MAX_NUMBER, MergedAt, describe};
+use super::decode::describe;
+use crate::item::{Comment, Details, Item, Kind, MAX_NUMBER, MergedAt};
 
 /// The most numbers one query asks for. GitHub's node limit allows far
 /// more; what bounds a batch is its answer time (GitHub gives up at 10 s).

@@ -1,6 +1,9 @@
-//! One GET over HTTPS: GitHub's headers on every request, the token only to
-//! the API's own origin, no redirect followed behind our back, and a body
-//! read with a cap so that a hostile or broken server cannot exhaust memory.
+//! One GET over HTTPS: GitHub's headers on every request, the credential
+//! (an `Authorization` value, built by `token`) only to the API's own
+//! origin, no redirect followed behind our back, and a body read with a cap
+//! so that a hostile or broken server cannot exhaust memory.
+//!
+//! The lowest layer of the forge: it knows no forge kind and no token.
 
 use std::io::Read;
 use std::time::Duration;
@@ -9,8 +12,7 @@ use anyhow::{Context, Result, bail};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
-
-use super::token::Token;
+use url::Origin;
 
 /// A page of 100 issues with the longest bodies GitHub allows is under 7 MB.
 pub const BODY_CAP: u64 = 32 * 1024 * 1024;
@@ -19,22 +21,17 @@ pub const BODY_CAP: u64 = 32 * 1024 * 1024;
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How the token is sent: GitHub's `Bearer`, Gitea's `token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    Bearer,
-    Token,
-}
-
 /// Asking a host what it is should not hang a run for long.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Http {
     client: Client,
-    auth: Auth,
-    /// Where the token may go: the API base's scheme, host and port.
-    origin: url_origin::Origin,
-    token: Option<Token>,
+    /// Where the credential may go: the API base's scheme, host and port
+    /// (hosts compare case-insensitively: `Url` lowercases them).
+    origin: Origin,
+    /// The whole `Authorization` value (scheme and token), built by whoever
+    /// knows the forge's scheme; sensitive, so that no `Debug` shows it.
+    authorization: Option<HeaderValue>,
 }
 
 /// An answer from the server, whatever its status.
@@ -51,32 +48,17 @@ impl Reply {
     }
 }
 
-mod url_origin {
-    use reqwest::Url;
-
-    /// scheme, host, port: two URLs with equal origins reach the same server.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Origin(String, String, Option<u16>);
-
-    impl Origin {
-        pub fn of(url: &Url) -> Self {
-            Origin(
-                url.scheme().to_owned(),
-                url.host_str().unwrap_or_default().to_ascii_lowercase(),
-                url.port_or_known_default(),
-            )
-        }
-    }
-}
-
 impl Http {
-    /// `timeout` bounds a whole request, answer included.
+    /// `authorization` is sent only to `api_base`'s origin; `timeout` bounds
+    /// a whole request, answer included.
     pub fn new(
         api_base: &Url,
-        token: Option<Token>,
-        auth: Auth,
+        mut authorization: Option<HeaderValue>,
         timeout: Duration,
     ) -> Result<Self> {
+        if let Some(value) = &mut authorization {
+            value.set_sensitive(true);
+        }
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -98,25 +80,24 @@ impl Http {
             .context("cannot set up the HTTP client")?;
         Ok(Self {
             client,
-            auth,
-            origin: url_origin::Origin::of(api_base),
-            token,
+            origin: api_base.origin(),
+            authorization,
         })
     }
 
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
+    pub fn has_authorization(&self) -> bool {
+        self.authorization.is_some()
     }
 
     /// Whether `url` is on the API's own server (and may carry the token).
     pub fn same_origin(&self, url: &Url) -> bool {
-        url_origin::Origin::of(url) == self.origin
+        url.origin() == self.origin
     }
 
     /// Sends one GET. `Err` is a transport failure (no answer, a timeout, a
     /// body over the cap): transient by nature, described without secrets.
     pub fn get(&self, url: &Url, etag: Option<&str>) -> Result<Reply> {
-        let mut request = self.authorized(self.client.get(url.clone()), url)?;
+        let mut request = self.authorized(self.client.get(url.clone()), url);
         if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
@@ -126,26 +107,17 @@ impl Http {
     /// Sends one POST of a JSON body (GraphQL), like [`Http::get`].
     pub fn post_json(&self, url: &Url, body: Vec<u8>) -> Result<Reply> {
         let request = self
-            .authorized(self.client.post(url.clone()), url)?
+            .authorized(self.client.post(url.clone()), url)
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
         self.send(request)
     }
 
-    fn authorized(&self, request: RequestBuilder, url: &Url) -> Result<RequestBuilder> {
-        Ok(match (&self.token, self.same_origin(url)) {
-            (Some(token), true) => {
-                let scheme = match self.auth {
-                    Auth::Bearer => "Bearer",
-                    Auth::Token => "token",
-                };
-                let mut value = HeaderValue::from_str(&format!("{scheme} {}", token.secret()))
-                    .context("the token is not a valid header value")?;
-                value.set_sensitive(true);
-                request.header(header::AUTHORIZATION, value)
-            }
+    fn authorized(&self, request: RequestBuilder, url: &Url) -> RequestBuilder {
+        match (&self.authorization, self.same_origin(url)) {
+            (Some(value), true) => request.header(header::AUTHORIZATION, value.clone()),
             _ => request,
-        })
+        }
     }
 
     fn send(&self, request: RequestBuilder) -> Result<Reply> {
@@ -198,5 +170,48 @@ fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::TimedOut => "timed out".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent_authorization(http: &Http, url: &str) -> Option<HeaderValue> {
+        let url = Url::parse(url).unwrap();
+        let request = http.authorized(http.client.get(url.clone()), &url);
+        request
+            .build()
+            .unwrap()
+            .headers()
+            .get(header::AUTHORIZATION)
+            .cloned()
+    }
+
+    #[test]
+    fn the_credential_goes_only_to_the_apis_origin_and_stays_sensitive() {
+        let base = Url::parse("https://ghe.example.org/api/v3/").unwrap();
+        // Not marked by its maker: the client marks it all the same.
+        let http = Http::new(&base, Some(HeaderValue::from_static("Bearer x")), TIMEOUT).unwrap();
+        assert!(http.has_authorization());
+        for same in [
+            "https://ghe.example.org/api/v3/repos/o/r/issues?page=2",
+            "https://GHE.Example.ORG:443/elsewhere",
+        ] {
+            let value = sent_authorization(&http, same).expect(same);
+            assert!(value.is_sensitive(), "{same}");
+            assert_eq!(value, "Bearer x");
+        }
+        for other in [
+            "http://ghe.example.org/api/v3/",
+            "https://ghe.example.org:8443/api/v3/",
+            "https://api.github.com/",
+            "https://ghe.example.org.evil.test/api/v3/",
+        ] {
+            assert_eq!(sent_authorization(&http, other), None, "{other}");
+        }
+        let anonymous = Http::new(&base, None, TIMEOUT).unwrap();
+        assert!(!anonymous.has_authorization());
+        assert_eq!(sent_authorization(&anonymous, base.as_str()), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Which kind of forge a host is, and what follows from it: where its API
-//! lives, which token it takes and how, how many items a page holds.
+//! lives, which token variables it reads, how many items a page holds (how
+//! the token is sent is `token`'s).
 //!
 //! Known hosts are recognised by name; any other host is asked once, cheaply
 //! and without a token, what it is (Gitea answers `GET /api/v1/version`,
@@ -10,7 +11,7 @@ use anyhow::{Result, anyhow};
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{Auth, Http};
+use super::http::{Http, PROBE_TIMEOUT};
 
 /// `--forge-kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,14 +85,6 @@ impl ForgeKind {
         }
     }
 
-    /// How the token is sent.
-    pub fn auth(self) -> Auth {
-        match self {
-            ForgeKind::Gitea => Auth::Token,
-            _ => Auth::Bearer,
-        }
-    }
-
     /// Items per listing page: GitHub's maximum, Gitea's default maximum.
     pub fn per_page(self) -> u32 {
         match self {
@@ -142,7 +135,7 @@ pub fn detect(
     for (base, probe) in candidates {
         let url = base.join(probe).expect("a relative path joins");
         wait(&url)?;
-        let http = Http::new(&base, None, Auth::Bearer, super::http::PROBE_TIMEOUT)?;
+        let http = Http::new(&base, None, PROBE_TIMEOUT)?;
         let reply = match http.get(&url, None) {
             Ok(reply) => reply,
             Err(e) => {
@@ -239,7 +232,6 @@ mod tests {
             ForgeKind::GithubEnterprise.token_vars()[0],
             "GH_ENTERPRISE_TOKEN"
         );
-        assert_eq!(ForgeKind::Gitea.auth(), Auth::Token);
         assert_eq!(ForgeKind::Gitea.per_page(), 50);
         assert!(!ForgeKind::Gitea.has_graphql() && !ForgeKind::Gitea.updates_ascending());
     }

@@ -1,6 +1,8 @@
-//! The forge: what an issue or pull request is once fetched, and the GitHub
-//! clients that fetch it (REST, and GraphQL batches when a token allows).
+//! The forge: the GitHub clients that fetch issues and pull requests (REST,
+//! and GraphQL batches when a token allows), and the decoding of REST's
+//! answers into [`Item`]s (the stored shape, defined in `crate::item`).
 
+mod decode;
 pub mod github;
 pub mod graphql;
 pub mod http;
@@ -9,108 +11,12 @@ pub mod token;
 
 use serde::{Deserialize, Deserializer};
 
-/// The largest number a ref may have (GitHub's numbers are 32-bit signed).
-pub const MAX_NUMBER: u64 = i32::MAX as u64;
-
-/// An issue or pull request as patina stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    pub number: u32,
-    pub kind: Kind,
-    pub title: String,
-    pub body: Option<String>,
-    /// `open` or `closed` as the forge says; see [`Item::state`] for patina's.
-    pub open: bool,
-    pub labels: Vec<String>,
-    /// `None` for a deleted account ("ghost").
-    pub author: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    /// When it was closed (or merged), if it is.
-    pub closed_at: Option<String>,
-    /// The web page (`html_url`).
-    pub url: String,
-    /// The discussion, when the source carried it (GraphQL); `None` keeps
-    /// what is stored.
-    pub details: Option<Details>,
-    /// The comment count a REST answer gave (`comments`), if it did.
-    pub listed_comments: Option<u64>,
-}
-
-/// What GraphQL tells beyond REST's issue object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Details {
-    /// All comments, of which `comments` holds the first.
-    pub comment_count: u64,
-    pub comments: Vec<Comment>,
-    /// PRs only: reviews in state APPROVED.
-    pub approvals: Option<u64>,
-    /// PRs only: the issues of this repository it closes, ascending.
-    pub linked_issues: Option<Vec<u32>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Comment {
-    /// The forge's node id: stable across edits.
-    pub id: String,
-    /// `None` for a deleted account.
-    pub author: Option<String>,
-    pub body: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Issue,
-    Pr { merged_at: MergedAt },
-}
-
-/// Whether a pull request was merged. GitHub's issue endpoints carry
-/// `pull_request.merged_at`; a server that leaves it out makes us ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MergedAt {
-    Known(Option<String>),
-    Unknown,
-}
+use self::decode::describe;
+// The stored shape lives below the forge, where the store can see it; these
+// paths stay the ones the drain, the tests and the fuzz targets name.
+pub use crate::item::{Comment, Details, Item, Kind, MAX_NUMBER, MergedAt};
 
 impl Item {
-    /// patina's state: `open`/`closed` for issues, `open`/`merged`/`closed` for PRs.
-    pub fn state(&self) -> &'static str {
-        match (&self.kind, self.open) {
-            (_, true) => "open",
-            (
-                Kind::Pr {
-                    merged_at: MergedAt::Known(Some(_)),
-                },
-                false,
-            ) => "merged",
-            (_, false) => "closed",
-        }
-    }
-
-    pub fn is_pr(&self) -> bool {
-        matches!(self.kind, Kind::Pr { .. })
-    }
-
-    /// A PR whose answer did not say whether it was merged.
-    pub fn merged_unknown(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Pr {
-                merged_at: MergedAt::Unknown
-            }
-        )
-    }
-
-    pub fn merged_at(&self) -> Option<&str> {
-        match &self.kind {
-            Kind::Pr {
-                merged_at: MergedAt::Known(at),
-            } => at.as_deref(),
-            _ => None,
-        }
-    }
-
     /// Decodes one issue object of GitHub's REST API (issues and PRs alike).
     pub fn from_github(json: &[u8]) -> Result<Self, String> {
         let raw: RawIssue = serde_json::from_slice(json).map_err(|e| describe(&e))?;
@@ -121,26 +27,6 @@ impl Item {
     pub fn list_from_github(json: &[u8]) -> Result<Vec<Self>, String> {
         let raw: Vec<RawIssue> = serde_json::from_slice(json).map_err(|e| describe(&e))?;
         raw.into_iter().map(RawIssue::into_item).collect()
-    }
-}
-
-/// serde's message without the input: a body can be large and is the forge's text.
-fn describe(e: &serde_json::Error) -> String {
-    format!(
-        "malformed response body ({} at line {} column {})",
-        classify(e),
-        e.line(),
-        e.column()
-    )
-}
-
-fn classify(e: &serde_json::Error) -> &'static str {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Io => "read error",
-        Category::Syntax => "not JSON",
-        Category::Data => "unexpected JSON shape",
-        Category::Eof => "truncated JSON",
     }
 }
 

@@ -1,8 +1,12 @@
-//! Where the token comes from. It is never taken from the command line and
-//! never printed: `Debug` shows only that there is one.
+//! Where the token comes from, and how it is sent. It is never taken from
+//! the command line and never printed: `Debug` shows only that there is
+//! one, and the header that carries it is marked sensitive.
 
 use std::fmt;
 use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use reqwest::header::HeaderValue;
 
 use super::kind::ForgeKind;
 
@@ -10,9 +14,38 @@ use super::kind::ForgeKind;
 #[derive(Clone)]
 pub struct Token(String);
 
+/// How the token is sent: GitHub's `Bearer`, Gitea's `token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    Token,
+}
+
+impl Auth {
+    pub fn of(kind: ForgeKind) -> Self {
+        match kind {
+            ForgeKind::Gitea => Auth::Token,
+            ForgeKind::Github | ForgeKind::GithubEnterprise => Auth::Bearer,
+        }
+    }
+
+    fn scheme(self) -> &'static str {
+        match self {
+            Auth::Bearer => "Bearer",
+            Auth::Token => "token",
+        }
+    }
+}
+
 impl Token {
-    pub fn secret(&self) -> &str {
-        &self.0
+    /// The `Authorization` value that sends this token to a forge of `kind`,
+    /// marked sensitive. The HTTP client sends it only to the API's origin.
+    pub fn authorization(&self, kind: ForgeKind) -> Result<HeaderValue> {
+        let scheme = Auth::of(kind).scheme();
+        let mut value = HeaderValue::from_str(&format!("{scheme} {}", self.0))
+            .context("the token is not a valid header value")?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 }
 
@@ -71,6 +104,24 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let token = Token("ghp_secret".into());
         assert_eq!(format!("{token:?}"), "Token(***)");
+    }
+
+    #[test]
+    fn each_kind_sends_its_scheme_in_a_sensitive_header() {
+        assert_eq!(Auth::of(ForgeKind::Gitea), Auth::Token);
+        assert_eq!(Auth::of(ForgeKind::Github), Auth::Bearer);
+        assert_eq!(Auth::of(ForgeKind::GithubEnterprise), Auth::Bearer);
+        let token = Token("ghp_secret".into());
+        for (kind, expected) in [
+            (ForgeKind::Github, "Bearer ghp_secret"),
+            (ForgeKind::GithubEnterprise, "Bearer ghp_secret"),
+            (ForgeKind::Gitea, "token ghp_secret"),
+        ] {
+            let value = token.authorization(kind).unwrap();
+            assert!(value.is_sensitive());
+            assert_eq!(value.to_str().unwrap(), expected);
+            assert!(!format!("{value:?}").contains("ghp_secret"));
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 use serde_json::json;
 
 use super::resolve::{MARK, Rate, sql_int};
-use crate::forge::{Comment, Item};
+use crate::item::{Comment, Item};
 
 /// The writes of one outcome, inside its transaction.
 pub struct Writer<'a> {

@@ -1,0 +1,25 @@
+//! `--log`: the end of the background sync's log, and with `--follow` what
+//! it writes next.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::home::PatinaHome;
+use crate::target::Target;
+use crate::{report, signals};
+
+pub fn run(
+    home: &PatinaHome,
+    target: &Target,
+    lines: usize,
+    follow: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    if follow {
+        // Ctrl-C ends the following cleanly.
+        signals::install()?;
+    }
+    let log = home.log_file(&target.forge.repo.owner, &target.forge.repo.name);
+    report::tail_log(out, &log, lines, follow)
+}

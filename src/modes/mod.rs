@@ -1,0 +1,10 @@
+//! One module per mode of the command line; [`crate::run`] picks the one the
+//! [`crate::Mode`] names. Every mode that talks to the forge connects through
+//! [`crate::connect`].
+
+pub mod completions;
+pub mod discover;
+pub mod drain;
+pub mod log;
+pub mod status;
+pub mod stop;

@@ -1,0 +1,60 @@
+//! `--status`: the backlog's counts, the latest run and whether a sync runs,
+//! as text or JSON. Reads only, never writes.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::daemon;
+use crate::forge::kind::ForgeKind;
+use crate::home::PatinaHome;
+use crate::report;
+use crate::store::Store;
+use crate::target::Target;
+
+pub fn run(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    let holder = daemon::holder(home, &target.forge.repo)?;
+    let mut status = match Store::open_read_only(&target.db_path)? {
+        Some(store) => {
+            let mut status = report::Status::new(repo.clone(), store.counts(&repo)?);
+            let state = store.sync_state(&repo)?;
+            status.rate_limit = state.rate.map(report::RateLimit::from);
+            status.api = state.api;
+            status.api_note = state.api_note;
+            status.forge_kind = state.forge_kind;
+            status.api_base = state.api_base;
+            if status.forge_kind.is_none()
+                && let Some(kind) = ForgeKind::known(&target.forge.host)
+            {
+                status.forge_kind = Some(kind.as_str().to_owned());
+            }
+            status.last_refresh = report::LastRefresh::from_state(&store.refresh_state(&repo)?);
+            if let Some(run) = store.latest_run(&repo)? {
+                let now = std::time::SystemTime::now();
+                status.running = holder.is_some();
+                let recent = match holder {
+                    Some(_) => {
+                        Some(store.settled_since(&repo, &report::Status::recent_since(&run, now))?)
+                    }
+                    None => None,
+                };
+                status.measure(&run, recent, now);
+                status.last_error = run.last_error.clone();
+                status.last_run = Some(report::LastRun::from_row(run, holder.is_some()));
+            }
+            status
+        }
+        None => report::Status::new(repo, Default::default()),
+    };
+    if let Some(busy) = holder {
+        status.running = true;
+        status.pid = busy.pid;
+    }
+    if json {
+        status.write_json(out)?;
+    } else {
+        status.write_text(out)?;
+    }
+    Ok(())
+}

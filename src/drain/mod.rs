@@ -150,7 +150,7 @@ pub fn drain(
     options: Options,
 ) -> Result<Summary> {
     let run = store.start_run(repo, std::process::id(), options.mode)?;
-    let backlog = Backlog::new(store.candidates(repo)?, unix_now());
+    let backlog = Backlog::new(store.candidates(repo)?, unix_now()).with_retry_base(retry_base());
     let pending = backlog.len() as u64;
     progress.start(options.limit.unwrap_or(pending).min(pending));
     let (mut way, completion) = ways(forge.kind(), options.graphql);
@@ -256,6 +256,21 @@ impl Drain<'_> {
         let room = room.min(usize::try_from(self.budget()).unwrap_or(usize::MAX));
         self.backlog.choose(room, SystemTime::now())
     }
+}
+
+/// The first wait before a ref that failed for now is asked again. Debug
+/// builds (the tests' binary) take `PATINA_FORGE_TEST_RETRY_BASE` (`250ms`)
+/// so that a test of retries does not pay half a minute each; a release
+/// build has no such knob.
+fn retry_base() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(base) = std::env::var("PATINA_FORGE_TEST_RETRY_BASE")
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+    {
+        return base;
+    }
+    plan::RETRY_BASE
 }
 
 fn unix_secs(at: SystemTime) -> i64 {

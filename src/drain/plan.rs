@@ -26,6 +26,8 @@ pub struct Backlog {
     mentioned: BTreeSet<u32>,
     tries: HashMap<u32, u32>,
     not_before: HashMap<u32, SystemTime>,
+    /// The first retry's wait; doubles per try.
+    retry_base: Duration,
 }
 
 /// What the backlog offers next.
@@ -72,7 +74,14 @@ impl Backlog {
             order: candidates.iter().map(|c| c.number).collect(),
             tries: HashMap::new(),
             not_before,
+            retry_base: RETRY_BASE,
         }
+    }
+
+    /// The same backlog with another first retry wait (tests shorten it).
+    pub fn with_retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -108,7 +117,10 @@ impl Backlog {
 
     /// How long the ref waits if it fails for now again.
     pub fn next_retry(&self, number: u32) -> Duration {
-        retry_delay(self.tries.get(&number).copied().unwrap_or(0))
+        retry_delay(
+            self.retry_base,
+            self.tries.get(&number).copied().unwrap_or(0),
+        )
     }
 
     /// The ref failed for now: one try more, and not before `at`.
@@ -151,8 +163,8 @@ impl Backlog {
 }
 
 /// How long a ref that failed for now waits after `tries` earlier tries.
-pub fn retry_delay(tries: u32) -> Duration {
-    RETRY_BASE.saturating_mul(1 << tries.min(6))
+pub fn retry_delay(base: Duration, tries: u32) -> Duration {
+    base.saturating_mul(1 << tries.min(6))
 }
 
 /// Where the listing stands, as the database keeps it.
@@ -332,6 +344,9 @@ mod tests {
             "asked again once its time has come"
         );
         assert_eq!(backlog.next_retry(9), RETRY_BASE * 2, "doubles per try");
+        let short = Backlog::new(vec![candidate(9, None, None)], 0)
+            .with_retry_base(Duration::from_millis(100));
+        assert_eq!(short.next_retry(9), Duration::from_millis(100));
         backlog.defer(9, now);
         backlog.defer(9, now);
         assert_eq!(backlog.choose(1, now), Choice::Done, "three tries a run");

@@ -21,7 +21,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use drive::Ran;
 use fakeforge::{FakeForge, Fault, Item};
@@ -1035,6 +1035,98 @@ fn a_reset_beyond_the_clock_never_crashes_the_client() {
             r#"{"message":"API rate limit exceeded"}"#,
         )),
         DELAY,
+    );
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The one pace ledger of the run (one API host), as text; empty before it exists.
+fn pace_ledger(env: &TestEnv) -> String {
+    let Ok(dir) = fs::read_dir(env.patina_home().join("run")) else {
+        return String::new();
+    };
+    dir.flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("pace-"))
+        .and_then(|e| fs::read_to_string(e.path()).ok())
+        .unwrap_or_default()
+}
+
+/// A reset in the year 10,000 fits the clock but no calendar `--status`
+/// prints, and would hold the shared ledger for millennia: what a server
+/// says of its reset is taken up to an hour ahead, GitHub's longest window.
+#[test]
+fn a_reset_ten_thousand_years_ahead_is_taken_as_an_hour() {
+    let year_10000 = "253402300800";
+    let (env, forge) = world();
+    forge.push_fault_on(
+        "/issues/1000",
+        with_headers(
+            200,
+            &[
+                ("x-ratelimit-remaining", "4999"),
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-reset", year_10000),
+            ],
+            &issue_with_number("1000"),
+        ),
+    );
+    run(&env, &forge, &["--limit", "1", "--delay", DELAY]).ok();
+    let in_an_hour = now_secs() + 3600;
+    let out = run(&env, &forge, &["--status", "--json"]);
+    out.ok();
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let reset = status["rate_limit"]["reset"].as_str().unwrap_or_default();
+    let reset = humantime::parse_rfc3339(reset)
+        .unwrap_or_else(|e| panic!("reset {reset:?}: {e}\n{}", out.dump()));
+    let reset = reset.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    assert!(
+        reset <= in_an_hour + 5,
+        "reset {reset}, now + 1 h {in_an_hour}"
+    );
+    run(&env, &forge, &["--status"]).ok();
+
+    // A primary limit until then holds every process's ledger an hour at most.
+    forge.push_fault_on(
+        "/issues/2000",
+        with_headers(
+            403,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", year_10000),
+            ],
+            r#"{"message":"API rate limit exceeded"}"#,
+        ),
+    );
+    let cmd = drive::command(
+        &env,
+        env.patina_home(),
+        &forge.url(),
+        &[],
+        &["--limit", "1", "--delay", DELAY],
+    );
+    let mut bg = drive::Background::start(&env, cmd, "primary limit".into(), "year-10000");
+    let held_until = loop {
+        let text = pace_ledger(&env);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if value["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("rate limit"))
+        {
+            break value["next_at_ms"].as_u64().unwrap() / 1000;
+        }
+        assert!(bg.running(), "the run ended without holding the ledger");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    bg.signal("TERM");
+    bg.wait(PATIENCE);
+    assert!(
+        held_until <= now_secs() + 3600 + 5,
+        "held until {held_until}: beyond an hour"
     );
 }
 

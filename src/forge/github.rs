@@ -4,11 +4,12 @@
 //! of status, headers and body, so the rules in `github-api/README.md` are
 //! tested without a server.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow, bail};
 use reqwest::{StatusCode, Url};
 
+use super::decode::{MAX_RESET_AHEAD, reset_at};
 use super::http::{Http, Reply};
 use super::kind::ForgeKind;
 use super::token::Token;
@@ -292,7 +293,7 @@ fn fetched(reply: Reply, now: SystemTime, kind: ForgeKind) -> Fetched {
     Fetched {
         status: reply.status.as_u16(),
         etag: reply.header("etag").map(str::to_owned),
-        rate: rate_info(&reply),
+        rate: rate_info(&reply, now),
         next: reply.header("link").and_then(next_link),
         answer,
         body: reply.body,
@@ -353,9 +354,8 @@ fn rate_limited(reply: &Reply, now: SystemTime) -> Option<Limit> {
         let reset = reply
             .header("x-ratelimit-reset")
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .and_then(epoch_secs)
             // No reset given: an hour is the longest a primary window lasts.
-            .unwrap_or(now + Duration::from_secs(3600));
+            .map_or(now + MAX_RESET_AHEAD, |secs| reset_at(secs, now));
         return Some(Limit::Primary { reset });
     }
     let message = message_or(&reply.body, "").to_ascii_lowercase();
@@ -364,7 +364,7 @@ fn rate_limited(reply: &Reply, now: SystemTime) -> Option<Limit> {
         .then_some(Limit::Secondary { retry_after: None })
 }
 
-fn rate_info(reply: &Reply) -> Option<RateInfo> {
+fn rate_info(reply: &Reply, now: SystemTime) -> Option<RateInfo> {
     let number = |name| {
         reply
             .header(name)
@@ -373,14 +373,8 @@ fn rate_info(reply: &Reply) -> Option<RateInfo> {
     Some(RateInfo {
         remaining: number("x-ratelimit-remaining")?,
         limit: number("x-ratelimit-limit")?,
-        reset: epoch_secs(number("x-ratelimit-reset")?)?,
+        reset: reset_at(number("x-ratelimit-reset")?, now),
     })
-}
-
-/// Unix seconds as a time; `None` past what the clock can hold (a hostile
-/// header must not crash the client).
-fn epoch_secs(secs: u64) -> Option<SystemTime> {
-    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// GitHub's error bodies are `{"message": …}`; anything else is not shown
@@ -426,6 +420,7 @@ pub fn next_link(header: &str) -> Option<Url> {
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
         let mut map = HeaderMap::new();

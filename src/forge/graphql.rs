@@ -9,12 +9,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::decode::describe;
+use super::decode::{believable_reset, describe};
 use crate::item::{Comment, Details, Item, Kind, MAX_NUMBER, MergedAt};
 
 /// The most numbers one query asks for. GitHub's node limit allows far
@@ -213,7 +213,7 @@ impl RawPoints {
             cost: self.cost,
             remaining: self.remaining,
             limit: self.limit.unwrap_or(5_000),
-            reset: parse_time(&self.reset_at)?,
+            reset: believable_reset(parse_time(&self.reset_at)?, SystemTime::now()),
         })
     }
 }
@@ -410,36 +410,16 @@ impl RawNode {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (GitHub's DateTime) as a time; fractions and
-/// offsets other than `Z` are not GitHub's and are refused.
+/// `YYYY-MM-DDTHH:MM:SSZ` (GitHub's DateTime) as a time; offsets other
+/// than `Z`, and dates no calendar has, are refused.
 pub fn parse_time(text: &str) -> Option<SystemTime> {
-    let b = text.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        text.get(range)?.parse::<u32>().ok().map(i64::from)
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3_600 + mm * 60 + ss;
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+    humantime::parse_rfc3339(text).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     /// Every query shape the code builds, written where CI validates them
     /// against GitHub's published schema (`tools/graphql-validate`).
@@ -576,6 +556,8 @@ mod tests {
             "2026-13-01T00:00:00Z",
             "2026-11-28 04:00:00Z",
             "2026-11-28T04:00:00+01:00",
+            "2026-02-31T00:00:00Z",
+            "2025-02-29T00:00:00Z",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }

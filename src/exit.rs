@@ -15,6 +15,7 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// The process's exit status.
     pub fn code(self) -> u8 {
         match self {
             ExitCode::Success => 0,

@@ -5,7 +5,8 @@
 //! limits. `main.rs` turns the command line into a [`Config`] and hands it to
 //! [`run`], which hands it to the mode's module in [`modes`]; the modes that
 //! talk to the forge reach it through [`connect`]. See ARCHITECTURE.md for
-//! the map.
+//! the map, and `docs/contracts.md` for what users, timers and patina rely
+//! on.
 
 pub mod cli;
 pub mod connect;

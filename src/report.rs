@@ -18,7 +18,7 @@ pub fn count(n: u64, singular: &str, plural: &str) -> String {
     )
 }
 
-/// `18335` → `18,335`, as the spec writes counts.
+/// `18335` → `18,335`: every count we print is grouped so.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -78,7 +78,8 @@ fn already_known(n: u64) -> String {
 /// How far back "recent" goes for a running sync's rate.
 const RECENT: Duration = Duration::from_secs(10 * 60);
 
-/// `--status --json`: the field names are a contract (DESIGN.md); add, never rename.
+/// `--status --json`: the field names are a contract with scripts and patina
+/// (see `docs/contracts.md`); add, never rename.
 #[derive(Debug, Serialize)]
 pub struct Status {
     /// `owner/name` on the forge.

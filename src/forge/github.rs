@@ -1,8 +1,8 @@
 //! GitHub's REST API, and the APIs shaped like it (GitHub Enterprise, and
 //! Gitea's, whose issue objects and paging follow GitHub's): the URLs we ask,
 //! and what each answer means for a ref. Classification is a pure function
-//! of status, headers and body, so the rules in `github-api/README.md` are
-//! tested without a server.
+//! of status, headers and body, so GitHub's rules for what an answer means
+//! (see [`classify`]) are tested without a server.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -328,7 +328,15 @@ fn fetched(reply: Reply, now: SystemTime, kind: ForgeKind) -> Fetched {
     }
 }
 
-/// The rules of `github-api/README.md`, in order.
+/// What an answer means for a ref, by GitHub's rules, in this order. 2xx is
+/// the answer; 304, what we hold is current (it costs nothing against the
+/// limit); 301, 302, 307 and 308, a transfer to `Location`; 404 and 410 are
+/// final for the number; 401 is a bad token. A 403 or 429 is a rate limit,
+/// never a failure of the ref: with `retry-after`, a secondary limit of that
+/// length; with `x-ratelimit-remaining: 0`, the primary limit until
+/// `x-ratelimit-reset`; with a message about a rate limit, a secondary limit
+/// of no given length. Any other 429 is a secondary limit too, any other 403
+/// a refusal. 5xx and anything unexpected are transient: asked again later.
 pub fn classify(reply: &Reply, now: SystemTime, kind: ForgeKind) -> Answer {
     let status = reply.status;
     match status.as_u16() {

@@ -34,7 +34,9 @@ pub struct Recorded {
     pub issue_known: u64,
 }
 
-/// The backlog counted as patina counts it (patina-schema.md).
+/// The backlog counted as patina counts it, so that both tell the same
+/// numbers. A ref that failed for good has `resolved` and `error` both set:
+/// it counts as failed, and no longer as pending.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Counts {
     /// Every ref of the repository.

@@ -45,6 +45,9 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The command line as clap parses it; [`crate::Config`] is what a run
+/// makes of it. `--help` takes its texts from `ABOUT` and `LONG_ABOUT`, not
+/// from this comment.
 #[derive(Debug, Parser)]
 #[command(
     name = "patina-forge",
@@ -243,10 +246,14 @@ fn parse_forge(value: &str) -> Result<ForgeName, String> {
     ForgeName::parse(value)
 }
 
-/// `--api`.
+/// `--api`. The variants' docs describe the values in zsh and fish
+/// completions, as [`crate::forge::kind::ForgeKind`]'s do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ApiChoice {
+    /// GraphQL when a token is set and the forge serves it, else REST
     Auto,
+    /// GraphQL batches; refused without a token or on Gitea
     Graphql,
+    /// REST alone, even with a token
     Rest,
 }

@@ -28,7 +28,9 @@ pub enum Purpose {
 
 /// The API client and the pace ledger for the target's forge.
 pub struct Connection {
+    /// The REST and GraphQL client, holding the token.
     pub forge: GitHub,
+    /// The pace ledger of the API's host: every request passes it first.
     pub pace: Pace,
 }
 

@@ -16,6 +16,8 @@ use crate::target::ForgeName;
 /// Another process holds the lock: exit status 75.
 #[derive(Debug)]
 pub struct Busy {
+    /// What the PID file says; `None` when it cannot be read (a holder
+    /// that has not written it yet).
     pub pid: Option<u32>,
 }
 
@@ -110,7 +112,10 @@ fn read_pid(file: &mut File) -> Option<u32> {
 /// Which side of [`detach`] we are on.
 pub enum Detached {
     /// The caller, which should report and return at once.
-    Parent { pid: u32 },
+    Parent {
+        /// The background process, to report.
+        pid: u32,
+    },
     /// The background process: in its own session, stdin on `/dev/null`,
     /// stdout and stderr appended to the log, holding the lock.
     Child(SyncLock),

@@ -1,5 +1,6 @@
-//! Exit statuses (DESIGN.md, contract): one type instead of `process::exit`
-//! calls scattered through the code.
+//! Exit statuses, a contract with timers, scripts and patina (see
+//! `docs/contracts.md`): one type instead of `process::exit` calls scattered
+//! through the code.
 
 /// How a run ended, as a timer or a script sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,7 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// The process's exit status.
     pub fn code(self) -> u8 {
         match self {
             ExitCode::Success => 0,

@@ -45,6 +45,7 @@ pub struct PatinaHome {
 /// A reference repository as patina registered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredRepo {
+    /// The clone: the entry's `path` (`~/` expanded), else the cache folder.
     pub path: PathBuf,
     /// `owner/repo` from the entry's `github:` field, when present.
     pub github: Option<String>,
@@ -62,6 +63,7 @@ impl PatinaHome {
         Ok(Self { dir })
     }
 
+    /// The home at `dir`, without reading the environment.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }

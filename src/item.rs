@@ -9,16 +9,23 @@ pub const MAX_NUMBER: u64 = i32::MAX as u64;
 /// An issue or pull request as patina stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
+    /// Its own number: after a transfer, not the ref's.
     pub number: u32,
+    /// Issue or PR, and a PR's merge state.
     pub kind: Kind,
+    /// As on the forge; patina requires one.
     pub title: String,
+    /// `None` for an empty description (REST's null, GraphQL's empty string).
     pub body: Option<String>,
     /// `open` or `closed` as the forge says; see [`Item::state`] for patina's.
     pub open: bool,
+    /// Label names; stored as a JSON array.
     pub labels: Vec<String>,
     /// `None` for a deleted account ("ghost").
     pub author: Option<String>,
+    /// RFC 3339, as the forge writes it; also the event's `timestamp`.
     pub created_at: String,
+    /// RFC 3339; when it changes, the item gets a new event.
     pub updated_at: String,
     /// When it was closed (or merged), if it is.
     pub closed_at: Option<String>,
@@ -36,6 +43,7 @@ pub struct Item {
 pub struct Details {
     /// All comments, of which `comments` holds the first.
     pub comment_count: u64,
+    /// The first comments (20 at most), in the forge's order.
     pub comments: Vec<Comment>,
     /// PRs only: reviews in state APPROVED.
     pub approvals: Option<u64>,
@@ -43,27 +51,39 @@ pub struct Details {
     pub linked_issues: Option<Vec<u32>>,
 }
 
+/// A comment on an issue or PR, as kept in `forge_comments`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment {
     /// The forge's node id: stable across edits.
     pub id: String,
     /// `None` for a deleted account.
     pub author: Option<String>,
+    /// Markdown, as written.
     pub body: String,
+    /// RFC 3339.
     pub created_at: String,
 }
 
+/// Issue or pull request: one endpoint answers for both, so the answer
+/// says which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// Stored in `forge_issues`, with a `forge.issue` event.
     Issue,
-    Pr { merged_at: MergedAt },
+    /// Stored in `forge_prs`, with a `forge.pr` event.
+    Pr {
+        /// Whether it was merged, which tells `merged` from `closed`.
+        merged_at: MergedAt,
+    },
 }
 
 /// Whether a pull request was merged. GitHub's issue endpoints carry
 /// `pull_request.merged_at`; a server that leaves it out makes us ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergedAt {
+    /// The answer said: `Some` when merged (RFC 3339), `None` when not.
     Known(Option<String>),
+    /// The answer did not say: `GET /pulls/N` will.
     Unknown,
 }
 
@@ -82,6 +102,7 @@ impl Item {
         }
     }
 
+    /// Whether it goes to `forge_prs`, with a `forge.pr` event.
     pub fn is_pr(&self) -> bool {
         matches!(self.kind, Kind::Pr { .. })
     }
@@ -96,6 +117,8 @@ impl Item {
         )
     }
 
+    /// When it was merged; `None` for issues, unmerged PRs and PRs whose
+    /// merge state is unknown.
     pub fn merged_at(&self) -> Option<&str> {
         match &self.kind {
             Kind::Pr {

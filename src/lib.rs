@@ -1,9 +1,12 @@
+#![warn(missing_docs)]
+
 //! patina-forge: mine issue and pull-request refs from git history into
 //! patina's SQLite store, and resolve them against the forge within its rate
 //! limits. `main.rs` turns the command line into a [`Config`] and hands it to
 //! [`run`], which hands it to the mode's module in [`modes`]; the modes that
 //! talk to the forge reach it through [`connect`]. See ARCHITECTURE.md for
-//! the map.
+//! the map, and `docs/contracts.md` for what users, timers and patina rely
+//! on.
 
 pub mod cli;
 pub mod connect;
@@ -34,30 +37,59 @@ use crate::target::{Target, TargetSpec};
 /// One run, decided from the command line.
 #[derive(Debug)]
 pub struct Config {
+    /// Which repository, which database, which forge repository.
     pub target: TargetSpec,
+    /// What to do with them.
     pub mode: Mode,
+    /// How to reach the forge, for the modes that do.
     pub forge: ForgeOptions,
 }
 
+/// What one run does: one mode flag at most; none is discovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    Discover { offline: bool },
-    Status { json: bool },
+    /// No mode flag: mine new commits into the backlog.
+    Discover {
+        /// `--offline`: no request, so the number range is not learned.
+        offline: bool,
+    },
+    /// `--status`: counts, runs and whether a sync runs; reads only.
+    Status {
+        /// `--json`: one object, for scripts.
+        json: bool,
+    },
+    /// `--limit N`: settle at most N refs in the foreground.
     Limit(u64),
+    /// `--sync`: drain everything in a background process.
     Sync,
+    /// `--resume`: drain everything in the foreground; for timers.
     Resume,
-    Log { lines: usize, follow: bool },
+    /// `--log`: the end of the sync log.
+    Log {
+        /// `--lines N`: how many lines from the end.
+        lines: usize,
+        /// `--follow`: then keep printing what is appended.
+        follow: bool,
+    },
+    /// `--stop`: end the background sync after its request in flight.
     Stop,
+    /// `--completions SHELL`: a completion script; needs no repository.
     Completions(clap_complete::Shell),
 }
 
 /// How to reach the forge.
 #[derive(Debug, Clone)]
 pub struct ForgeOptions {
+    /// `--api-url` (or `PATINA_FORGE_API_URL`); else the forge kind's
+    /// default for the host.
     pub api_url: Option<String>,
+    /// `--forge-kind`; else remembered, named by the host, or asked.
     pub forge_kind: Option<ForgeKind>,
+    /// `--delay`: the least spacing between two requests to one API host.
     pub delay: Duration,
+    /// `--timeout`: the longest wait for one answer.
     pub timeout: Duration,
+    /// `--api`: GraphQL, REST, or whichever the token and the forge allow.
     pub api: cli::ApiChoice,
     /// Refresh everything, not only what changed (`--full`).
     pub full: bool,
@@ -107,6 +139,10 @@ impl From<cli::Cli> for Config {
     }
 }
 
+/// Runs the mode `config` names. A mode that returns ends in
+/// [`ExitCode::Success`]; a failure comes back as an error, which
+/// `main.rs` turns into one line on stderr and exit status 1, or 75 for
+/// [`daemon::Busy`].
 pub fn run(config: Config) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -10,7 +10,8 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code.into(),
         Err(err) if is_broken_pipe(&err) => ExitCode::Success.into(),
         Err(err) if err.is::<Busy>() => {
-            // The spec's words, as timers and patina expect them.
+            // Busy's words alone ("Already syncing (PID N). Check: --status"),
+            // without the "error:" prefix, as timers and patina expect them.
             eprintln!("{err}");
             ExitCode::Busy.into()
         }

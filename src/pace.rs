@@ -53,6 +53,7 @@ pub fn host_key(url: &reqwest::Url) -> String {
     }
 }
 
+/// One API host's ledger, as this process uses it.
 pub struct Pace {
     path: PathBuf,
     delay: Duration,
@@ -64,6 +65,7 @@ pub struct Pace {
 /// The outcome of waiting for a turn.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Turn {
+    /// The slot is reserved: send now.
     Go,
     /// A stop was asked for (SIGINT, SIGTERM) while waiting.
     Stopped,

@@ -18,7 +18,7 @@ pub fn count(n: u64, singular: &str, plural: &str) -> String {
     )
 }
 
-/// `18335` → `18,335`, as the spec writes counts.
+/// `18335` → `18,335`: every count we print is grouped so.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -78,19 +78,33 @@ fn already_known(n: u64) -> String {
 /// How far back "recent" goes for a running sync's rate.
 const RECENT: Duration = Duration::from_secs(10 * 60);
 
-/// `--status --json`: the field names are a contract (DESIGN.md); add, never rename.
+/// `--status --json`: the field names are a contract with scripts and patina
+/// (see `docs/contracts.md`); add, never rename.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// `owner/name` on the forge.
     pub repo: String,
+    /// Whether a process holds the sync lock: the lock says, not a PID.
     pub running: bool,
+    /// The holder's PID, from the PID file; null when none runs.
     pub pid: Option<u32>,
+    /// `total`, `resolved`, `pending` and `failed`, as patina counts them.
     #[serde(flatten)]
     pub counts: Counts,
+    /// Settled refs (resolved and failed) of the total, rounded down.
     pub percent: u64,
+    /// Refs settled a minute, measured: over the last ten minutes of a
+    /// running sync, else over the latest run. Null under half a minute or
+    /// with nothing settled, when it would be noise.
     pub rate_per_min: Option<f64>,
+    /// Pending refs at that rate; null without a rate.
     pub eta_seconds: Option<u64>,
+    /// The latest run's last error, transient ones included (or null).
     pub last_error: Option<String>,
+    /// The rate-limit budget as last seen (GraphQL's points after a
+    /// GraphQL drain).
     pub rate_limit: Option<RateLimit>,
+    /// The latest drain (or null before the first).
     pub last_run: Option<LastRun>,
     /// When the last refresh ran and how many items it brought (or null).
     pub last_refresh: Option<LastRefresh>,
@@ -104,14 +118,17 @@ pub struct Status {
     pub api_base: Option<String>,
 }
 
+/// The last refresh that ran to its end.
 #[derive(Debug, Serialize)]
 pub struct LastRefresh {
     /// RFC 3339.
     pub at: String,
+    /// Items it found new or changed on the forge.
     pub changed: u64,
 }
 
 impl LastRefresh {
+    /// `None` before the first refresh finished.
     pub fn from_state(state: &crate::store::RefreshState) -> Option<Self> {
         Some(Self {
             at: rfc3339(state.at.as_deref()?),
@@ -120,16 +137,21 @@ impl LastRefresh {
     }
 }
 
+/// The rate-limit budget the forge last announced.
 #[derive(Debug, Serialize)]
 pub struct RateLimit {
+    /// Requests (or points) left until `reset`.
     pub remaining: u64,
+    /// The window's whole budget.
     pub limit: u64,
     /// RFC 3339.
     pub reset: String,
 }
 
+/// The latest drain, as `forge_runs` records it.
 #[derive(Debug, Serialize)]
 pub struct LastRun {
+    /// `running`, `finished`, `interrupted` or `failed`.
     pub state: String,
     /// RFC 3339.
     pub started: String,
@@ -225,6 +247,8 @@ impl Status {
             .to_owned()
     }
 
+    /// The status of `repo` from its counts alone: nothing running, nothing
+    /// measured yet.
     pub fn new(repo: String, counts: Counts) -> Self {
         let settled = counts.resolved + counts.failed;
         let percent = (settled.min(counts.total) * 100)
@@ -249,12 +273,14 @@ impl Status {
         }
     }
 
+    /// `--status --json`: one object on one line.
     pub fn write_json(&self, out: &mut impl Write) -> Result<()> {
         serde_json::to_writer(&mut *out, self)?;
         writeln!(out)?;
         Ok(())
     }
 
+    /// `--status`: one `Name: value` line each; what is not known is left out.
     pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         let c = &self.counts;
         writeln!(out, "Forge: {}", self.repo)?;
@@ -383,6 +409,7 @@ impl Progress {
         }
     }
 
+    /// `total` refs to settle: the bar's length.
     pub fn start(&mut self, total: u64) {
         self.total = total;
         if let Some(bar) = &self.bar {
@@ -418,6 +445,7 @@ impl Progress {
         }
     }
 
+    /// Clears the bar, so that the summary starts on a clean line.
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
@@ -439,6 +467,7 @@ pub struct Stamped<W: Write> {
 }
 
 impl<W: Write> Stamped<W> {
+    /// Stamps each line written to `inner`.
     pub fn new(inner: W) -> Self {
         Self {
             inner,

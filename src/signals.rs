@@ -29,6 +29,8 @@ pub fn install() -> Result<()> {
     Ok(())
 }
 
+/// Whether SIGINT or SIGTERM came: looked at between requests and
+/// during every wait.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }

@@ -11,11 +11,14 @@ use crate::home::{self, PatinaHome};
 /// `OWNER/REPO` on the forge, both parts checked by [`home::check_name`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForgeName {
+    /// The user or organisation.
     pub owner: String,
+    /// The repository.
     pub name: String,
 }
 
 impl ForgeName {
+    /// `OWNER/REPO`, both parts checked; the error is a message for clap.
     pub fn parse(value: &str) -> Result<Self, String> {
         let (owner, name) = value
             .split_once('/')
@@ -40,30 +43,44 @@ impl fmt::Display for ForgeName {
 pub struct Forge {
     /// Lower-case host name without port, e.g. `github.com`.
     pub host: String,
+    /// The repository on that host.
     pub repo: ForgeName,
 }
 
 /// What the command line asked for.
 #[derive(Debug, Default, Clone)]
 pub struct TargetSpec {
+    /// `-C DIR`: where to look for the repository.
     pub path: Option<PathBuf>,
+    /// `--repo NAME`: a reference repository registered with patina.
     pub repo: Option<String>,
+    /// `--db PATH`: the database instead of the project's.
     pub db: Option<PathBuf>,
+    /// `--forge OWNER/REPO`: when `origin` does not tell.
     pub forge: Option<ForgeName>,
 }
 
 /// The resolved target of one run.
 pub struct Target {
+    /// The repository whose history is mined.
     pub repo: gix::Repository,
     /// Where `.patina/` lives: the work tree's root, or the git dir of a bare repository.
     pub root: PathBuf,
+    /// `--db`, else `<root>/.patina/local/data/patina.db`.
     pub db_path: PathBuf,
+    /// `--forge`, else read from `origin`'s URL, else the registry's
+    /// `github:` entry.
     pub forge: Forge,
 }
 
 const DEFAULT_HOST: &str = "github.com";
 
 impl Target {
+    /// Finds the repository (`--repo`, `-C`, else the current directory), its
+    /// database and its forge repository. Fails, saying which flag to pass,
+    /// when neither `--forge`, an `origin` URL of a known shape nor a registry
+    /// entry names the forge repository; the host is `origin`'s, else
+    /// github.com.
     pub fn resolve(spec: &TargetSpec, home: &PatinaHome) -> Result<Self> {
         let (start, registered) = match &spec.repo {
             Some(name) => {

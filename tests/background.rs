@@ -1,8 +1,8 @@
 //! End-to-end tests of the background modes: `--sync`, `--resume`, `--status`
 //! while a sync runs, `--log [--follow]`, `--stop`, and what signals and
 //! `kill -9` do to a drain. Real processes, real signals, the real binary
-//! against the fake GitHub on 127.0.0.1 (DESIGN.md, contracts: command line,
-//! files, exit status).
+//! against the fake GitHub on 127.0.0.1 (the contracts of `docs/contracts.md`:
+//! command line, files, exit status).
 //!
 //! The background sync is the binary's grandchild: `--sync` forks and its
 //! parent exits. This test process makes itself a child subreaper

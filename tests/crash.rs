@@ -516,7 +516,7 @@ fn sigterm_at_20_random_points_ends_interrupted_exit_0_and_resume_mirrors_the_fo
         kill(Pid::from_raw(bg.pid() as i32), Signal::SIGTERM).expect("kill -TERM");
         let out = bg.wait(PATIENCE);
         wait_fake_idle(&w.forge);
-        // DESIGN.md: 0 also after an interruption; what was fetched is kept.
+        // Exit status 0 also after an interruption: what was fetched is kept.
         assert_eq!(
             out.code,
             Some(0),

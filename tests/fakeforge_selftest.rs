@@ -1292,7 +1292,8 @@ fn graphql(f: &FakeForge, query: &str, variables: Value) -> Resp {
     .expect("an answer")
 }
 
-/// The client's batch query, as the brief gives it, for `numbers`.
+/// The client's batch query for `numbers`, written out by hand: the fake is
+/// checked against the query's shape, not against the client's code.
 fn batch_query(numbers: &[u64]) -> String {
     let mut q = String::from(
         "query($owner: String!, $name: String!) {\n  rateLimit { cost remaining resetAt limit }\n  repository(owner: $owner, name: $name) {\n",

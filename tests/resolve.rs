@@ -1,6 +1,6 @@
 //! End-to-end tests of resolving the backlog (`--limit N`): the real binary,
 //! a real git repository and the fake GitHub on 127.0.0.1. What is checked is
-//! the contract (DESIGN.md, patina-schema.md, the resolve brief): what lands
+//! the contract (`docs/contracts.md`, patina's meanings): what lands
 //! in patina's tables and eventlog, which requests are sent and in what
 //! order, what the user reads, and how a run ends.
 

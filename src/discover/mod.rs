@@ -19,6 +19,7 @@ use parser::{ForgeRef, Found};
 /// walk paint many hidden histories.
 const MAX_KEPT_TIPS: usize = 8;
 
+/// What one discovery walked and recorded, for its summary.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Commits walked this run.
@@ -29,9 +30,13 @@ pub struct Outcome {
     pub unborn: bool,
     /// The history is cut off (shallow clone): only what is present was read.
     pub shallow: bool,
+    /// What the backlog gained, split as the summary prints it.
     pub recorded: Recorded,
 }
 
+/// Walks the commits not reachable from the tips an earlier run scanned
+/// (all of HEAD's history the first time) and records their refs and the
+/// new tips in one transaction. Needs no network.
 pub fn discover(target: &Target, store: &mut Store) -> Result<Outcome> {
     let repo = &target.repo;
     let forge_name = target.forge.repo.to_string();

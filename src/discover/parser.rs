@@ -17,8 +17,11 @@ use memchr::memmem;
 /// The forge repository a message is read against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ForgeRef<'a> {
+    /// The host a closing URL must name (any case).
     pub host: &'a str,
+    /// The owner an `OWNER/REPO#N` or URL ref must name (any case).
     pub owner: &'a str,
+    /// The repository an `OWNER/REPO#N` or URL ref must name (any case).
     pub name: &'a str,
 }
 
@@ -67,7 +70,9 @@ impl Pattern {
 /// One number found in a message and the rule that found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
+    /// 1 to 2³¹−1, without leading zeros.
     pub number: u32,
+    /// Tells a PR from an issue, and is kept as a hint.
     pub pattern: Pattern,
 }
 

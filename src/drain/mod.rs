@@ -43,6 +43,8 @@ use plan::Backlog;
 /// rest pending for a later run.
 const MAX_FAILURES_IN_A_ROW: u32 = 5;
 
+/// How one drain runs, as `--limit`, `--resume`, `--sync`, `--full` and
+/// `--api` decided.
 pub struct Options {
     /// At most this many refs settled; `None` drains everything.
     pub limit: Option<u64>,
@@ -59,6 +61,7 @@ pub struct Options {
 /// Whether a drain ends with a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresh {
+    /// A bounded drain (`--limit`) stays bounded.
     No,
     /// What changed since the high-water mark.
     Changed,
@@ -141,6 +144,10 @@ struct Drain<'a> {
     limited: bool,
 }
 
+/// Drains `repo`'s backlog through `forge`, every request passing `pace`,
+/// and records the run (`forge_runs`) from its start to how it ended. A
+/// stop, the limit or a forge that keeps failing end it with a [`Summary`]
+/// that says so; an error is recorded as a failed run, then returned.
 pub fn drain(
     store: &mut Store,
     forge: &GitHub,

@@ -84,18 +84,22 @@ impl Backlog {
         self
     }
 
+    /// Refs still pending.
     pub fn len(&self) -> usize {
         self.pending.len()
     }
 
+    /// Nothing is pending any more.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
+    /// The pending numbers, ascending: what the listing plans over.
     pub fn pending(&self) -> &BTreeSet<u32> {
         &self.pending
     }
 
+    /// Whether `number` is still pending.
     pub fn contains(&self, number: u32) -> bool {
         self.pending.contains(&number)
     }
@@ -186,7 +190,10 @@ pub enum Listing<'a> {
     /// Follow the listing under way to this page.
     Follow(&'a str),
     /// Start a new listing from the top, which is `top`.
-    Start { top: u32 },
+    Start {
+        /// The newest number known: the first page starts there.
+        top: u32,
+    },
     /// Ask one by one.
     No,
 }

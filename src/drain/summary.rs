@@ -7,20 +7,29 @@ use crate::report::{count, thousands};
 pub enum End {
     /// Nothing left that can be asked now.
     Done,
+    /// `--limit N`: N refs were settled.
     LimitReached,
+    /// A stop was asked for (SIGINT, SIGTERM, `--stop`); what was settled
+    /// is kept.
     Interrupted,
     /// The forge kept failing; the rest stays pending.
     GaveUp(String),
 }
 
+/// What a drain did, for its closing lines.
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// Requests sent, retries and checks included.
     pub requests: u64,
+    /// Refs settled as issues.
     pub issues: u64,
+    /// Refs settled as pull requests.
     pub prs: u64,
     /// Settled for good as not found (404) or deleted (410).
     pub failed: u64,
+    /// Refs still pending at the end, as the database counts them.
     pub pending: u64,
+    /// How it ended; set when it has.
     pub end: Option<End>,
     /// Items a refresh found new or changed, when one ran to its end.
     pub refreshed: Option<u64>,

@@ -1,8 +1,8 @@
 //! GitHub's REST API, and the APIs shaped like it (GitHub Enterprise, and
 //! Gitea's, whose issue objects and paging follow GitHub's): the URLs we ask,
 //! and what each answer means for a ref. Classification is a pure function
-//! of status, headers and body, so the rules in `github-api/README.md` are
-//! tested without a server.
+//! of status, headers and body, so GitHub's rules for what an answer means
+//! (see [`classify`]) are tested without a server.
 
 use std::time::{Duration, SystemTime};
 
@@ -37,35 +37,52 @@ pub enum Answer {
     Transient(String),
 }
 
+/// Which rate limit an answer hit: it decides how long to wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Limit {
     /// The hourly budget is spent until `reset`.
-    Primary { reset: SystemTime },
+    Primary {
+        /// `x-ratelimit-reset`; an hour from now when it is missing.
+        reset: SystemTime,
+    },
     /// A secondary limit; `retry_after` when the server said how long.
-    Secondary { retry_after: Option<Duration> },
+    Secondary {
+        /// The server's `retry-after`, in seconds as sent.
+        retry_after: Option<Duration>,
+    },
 }
 
 /// The `x-ratelimit-*` headers of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateInfo {
+    /// Requests left until `reset` (`x-ratelimit-remaining`).
     pub remaining: u64,
+    /// The window's whole budget (`x-ratelimit-limit`).
     pub limit: u64,
+    /// When the window starts over (`x-ratelimit-reset`, unix seconds).
     pub reset: SystemTime,
 }
 
 /// One answer, classified, with what the pacing and the listing need.
 #[derive(Debug)]
 pub struct Fetched {
+    /// What the status and headers mean for the ref.
     pub answer: Answer,
     /// The HTTP status; 0 when no answer came (a transport failure).
     pub status: u16,
+    /// As read, within the HTTP layer's cap; empty after a transport failure.
     pub body: Vec<u8>,
+    /// Kept with the item, so that the next ask can be conditional.
     pub etag: Option<String>,
+    /// The `x-ratelimit-*` headers, when all three came.
     pub rate: Option<RateInfo>,
     /// `Link: <…>; rel="next"`, exactly as given.
     pub next: Option<Url>,
 }
 
+/// The client of one forge repository's REST API (and GraphQL's):
+/// GitHub, GitHub Enterprise, or Gitea, whose REST API is shaped like
+/// GitHub's.
 pub struct GitHub {
     http: Http,
     kind: ForgeKind,
@@ -140,6 +157,8 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 impl GitHub {
+    /// A client of `repo` at `base` (see [`api_base`]); the token, if any, goes
+    /// only to `base`'s origin, in the form `kind` takes it.
     pub fn new(
         base: Url,
         repo: ForgeName,
@@ -156,10 +175,14 @@ impl GitHub {
         })
     }
 
+    /// Whether requests carry a token: GraphQL needs one, and without one a
+    /// private repository answers 404.
     pub fn has_token(&self) -> bool {
         self.http.has_authorization()
     }
 
+    /// What the forge is: it decides the URLs, the page size and what an
+    /// item needs after a REST answer.
     pub fn kind(&self) -> ForgeKind {
         self.kind
     }
@@ -169,6 +192,7 @@ impl GitHub {
         self.kind.per_page()
     }
 
+    /// The API base, ending with `/`.
     pub fn base(&self) -> &Url {
         &self.base
     }
@@ -187,6 +211,8 @@ impl GitHub {
             .expect("checked owner and name make a valid path")
     }
 
+    /// The repository itself: asked once per run, to tell a missing number
+    /// from a missing repository.
     pub fn repo_url(&self) -> Url {
         let mut url = self.url("");
         let path = url.path().trim_end_matches('/').to_owned();
@@ -194,10 +220,13 @@ impl GitHub {
         url
     }
 
+    /// One issue or PR: the issue endpoint answers for both, so one request
+    /// classifies any `#N`.
     pub fn issue_url(&self, number: u32) -> Url {
         self.url(&format!("issues/{number}"))
     }
 
+    /// One pull request: its merge state, when an issue answer lacks it.
     pub fn pull_url(&self, number: u32) -> Url {
         self.url(&format!("pulls/{number}"))
     }
@@ -300,7 +329,15 @@ fn fetched(reply: Reply, now: SystemTime, kind: ForgeKind) -> Fetched {
     }
 }
 
-/// The rules of `github-api/README.md`, in order.
+/// What an answer means for a ref, by GitHub's rules, in this order. 2xx is
+/// the answer; 304, what we hold is current (it costs nothing against the
+/// limit); 301, 302, 307 and 308, a transfer to `Location`; 404 and 410 are
+/// final for the number; 401 is a bad token. A 403 or 429 is a rate limit,
+/// never a failure of the ref: with `retry-after`, a secondary limit of that
+/// length; with `x-ratelimit-remaining: 0`, the primary limit until
+/// `x-ratelimit-reset`; with a message about a rate limit, a secondary limit
+/// of no given length. Any other 429 is a secondary limit too, any other 403
+/// a refusal. 5xx and anything unexpected are transient: asked again later.
 pub fn classify(reply: &Reply, now: SystemTime, kind: ForgeKind) -> Answer {
     let status = reply.status;
     match status.as_u16() {

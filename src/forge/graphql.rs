@@ -90,14 +90,20 @@ pub struct Batch {
 /// The points budget of GraphQL, from the query's own `rateLimit` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Points {
+    /// What this query cost.
     pub cost: u64,
+    /// Points left until `reset`.
     pub remaining: u64,
+    /// The window's whole budget of points.
     pub limit: u64,
+    /// When the points come back (`resetAt`).
     pub reset: SystemTime,
 }
 
+/// What one number of a batch came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Node {
+    /// The issue or PR, decoded.
     Found(Box<Item>),
     /// `null` with a `NOT_FOUND` error: no such number (or deleted, or moved).
     NotFound,

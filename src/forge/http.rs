@@ -24,6 +24,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Asking a host what it is should not hang a run for long.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The HTTP client of one API base, with its credential.
 pub struct Http {
     client: Client,
     /// Where the credential may go: the API base's scheme, host and port
@@ -37,12 +38,16 @@ pub struct Http {
 /// An answer from the server, whatever its status.
 #[derive(Debug)]
 pub struct Reply {
+    /// Not judged here: the forge layer classifies it.
     pub status: StatusCode,
+    /// All of them: rate limits, `etag`, `link` and `location` are read.
     pub headers: HeaderMap,
+    /// At most [`BODY_CAP`] bytes.
     pub body: Vec<u8>,
 }
 
 impl Reply {
+    /// A header's value, when present and readable as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -85,6 +90,7 @@ impl Http {
         })
     }
 
+    /// Whether a credential was given.
     pub fn has_authorization(&self) -> bool {
         self.authorization.is_some()
     }

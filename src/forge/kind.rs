@@ -13,17 +13,21 @@ use serde::Deserialize;
 
 use super::http::{Http, PROBE_TIMEOUT};
 
-/// `--forge-kind`.
+/// `--forge-kind`. The variants' docs describe the values in zsh and fish
+/// completions; `hide_possible_values` keeps them out of `--help` and the
+/// man page, whose lint rejects the list clap_mangen would make of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ForgeKind {
-    // What each is, is told in `--forge-kind`'s help: clap would render doc
-    // comments here as a list that the man page's lint rejects.
+    /// github.com
     Github,
+    /// Any other host speaking GitHub's API (REST at /api/v3, GraphQL at /api/graphql)
     GithubEnterprise,
+    /// Gitea, Forgejo, Codeberg (REST at /api/v1)
     Gitea,
 }
 
 impl ForgeKind {
+    /// The name `--forge-kind` takes and the database keeps.
     pub fn as_str(self) -> &'static str {
         match self {
             ForgeKind::Github => "github",
@@ -32,6 +36,8 @@ impl ForgeKind {
         }
     }
 
+    /// The kind [`ForgeKind::as_str`] names; `None` for a name this build
+    /// does not know.
     pub fn parse(text: &str) -> Option<Self> {
         [
             ForgeKind::Github,
@@ -93,6 +99,7 @@ impl ForgeKind {
         }
     }
 
+    /// Whether GraphQL can resolve the backlog: not on Gitea.
     pub fn has_graphql(self) -> bool {
         self != ForgeKind::Gitea
     }
@@ -107,6 +114,7 @@ impl ForgeKind {
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detected {
+    /// What the host is.
     pub kind: ForgeKind,
     /// The API base that answered.
     pub base: String,

@@ -17,11 +17,14 @@ pub struct Token(String);
 /// How the token is sent: GitHub's `Bearer`, Gitea's `token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
+    /// `Authorization: Bearer TOKEN`: GitHub and GitHub Enterprise.
     Bearer,
+    /// `Authorization: token TOKEN`: Gitea.
     Token,
 }
 
 impl Auth {
+    /// How a forge of `kind` takes its token.
     pub fn of(kind: ForgeKind) -> Self {
         match kind {
             ForgeKind::Gitea => Auth::Token,

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::cli;
 
+/// Writes `shell`'s completion script to `out`.
 pub fn run(shell: clap_complete::Shell, out: &mut impl Write) -> Result<()> {
     clap_complete::generate(shell, &mut cli::command(), "patina-forge", out);
     Ok(())

@@ -20,6 +20,9 @@ use crate::target::Target;
 /// Discovery waits for no rate limit: it is meant to return at once.
 const DISCOVERY_MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// Discovers into the target's database, then prints the counts and the
+/// next step. A failed request for the newest number is a note, not a
+/// failure: what the walk found is kept.
 pub fn run(
     home: &PatinaHome,
     target: &Target,

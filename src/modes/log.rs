@@ -9,6 +9,8 @@ use crate::home::PatinaHome;
 use crate::target::Target;
 use crate::{report, signals};
 
+/// Prints the last `lines` lines of the target's sync log; with `follow`,
+/// what is appended until SIGINT or SIGTERM.
 pub fn run(
     home: &PatinaHome,
     target: &Target,

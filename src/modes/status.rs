@@ -12,6 +12,8 @@ use crate::report;
 use crate::store::Store;
 use crate::target::Target;
 
+/// Prints the target's status, as text or as one JSON object. The lock,
+/// not a PID, says whether a sync runs.
 pub fn run(home: &PatinaHome, target: &Target, json: bool, out: &mut impl Write) -> Result<()> {
     let repo = target.forge.repo.to_string();
     let holder = daemon::holder(home, &target.forge.repo)?;

@@ -11,6 +11,8 @@ use crate::report;
 use crate::store::Store;
 use crate::target::Target;
 
+/// Stops the target's background sync, waiting up to a minute, and says
+/// how its run ended.
 pub fn run(home: &PatinaHome, target: &Target, out: &mut impl Write) -> Result<()> {
     let repo = target.forge.repo.to_string();
     match daemon::stop(home, &target.forge.repo, Duration::from_secs(60))? {

@@ -9,6 +9,7 @@ use super::Store;
 /// The newest commit that mentions a ref, as discovery saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mention {
+    /// The issue or PR number.
     pub number: u32,
     /// Committer time, unix seconds.
     pub commit_time: i64,
@@ -23,18 +24,28 @@ pub struct Mention {
 /// What one discovery added, split as the summary reports it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
+    /// PR refs new to the backlog.
     pub pr_new: u64,
+    /// PR refs the backlog held already.
     pub pr_known: u64,
+    /// Issue refs new to the backlog.
     pub issue_new: u64,
+    /// Issue refs the backlog held already.
     pub issue_known: u64,
 }
 
-/// The backlog counted as patina counts it (patina-schema.md).
+/// The backlog counted as patina counts it, so that both tell the same
+/// numbers. A ref that failed for good has `resolved` and `error` both set:
+/// it counts as failed, and no longer as pending.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Every ref of the repository.
     pub total: u64,
+    /// Found on the forge: `resolved IS NOT NULL AND error IS NULL`.
     pub resolved: u64,
+    /// Not settled yet, refs that failed for now included: `resolved IS NULL`.
     pub pending: u64,
+    /// Settled for good as not found or deleted: `error IS NOT NULL`.
     pub failed: u64,
 }
 

@@ -31,6 +31,8 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// it touches once.
 const MMAP_SIZE: i64 = 256 * 1024 * 1024;
 
+/// The database, open for writing (its schema upgraded first) or for
+/// reading only.
 pub struct Store {
     conn: Connection,
     /// The WAL, for writers; checked on drop.

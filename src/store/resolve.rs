@@ -12,6 +12,7 @@ use super::writer::Writer;
 /// A pending ref as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
+    /// The issue or PR number.
     pub number: u32,
     /// Newest mentioning commit, unix seconds; `None` for refs of the range.
     pub commit_time: Option<i64>,
@@ -22,6 +23,7 @@ pub struct Candidate {
 /// The per-repository state of the drain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncState {
+    /// The newest number discovery learned: the top of the range.
     pub newest_number: Option<u32>,
     /// The listing under way: its next page, exactly as the forge gave it.
     pub list_next: Option<String>,
@@ -32,18 +34,24 @@ pub struct SyncState {
     /// Every number up to this was on a finished listing: what is still
     /// pending there is not on the list (deleted, transferred, hidden).
     pub list_covered: Option<u32>,
+    /// The rate-limit budget last seen.
     pub rate: Option<Rate>,
     /// The API the latest drain used (`graphql`, `rest`), and why REST.
     pub api: Option<String>,
+    /// Why REST, when it is.
     pub api_note: Option<String>,
     /// What the forge is and where its API is, once learned.
     pub forge_kind: Option<String>,
+    /// The API base that answered, without the trailing `/`.
     pub api_base: Option<String>,
 }
 
+/// The rate-limit budget as the last answer announced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Requests (or GraphQL points) left until `reset`.
     pub remaining: u64,
+    /// The window's whole budget.
     pub limit: u64,
     /// Unix seconds.
     pub reset: i64,
@@ -52,13 +60,18 @@ pub struct Rate {
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
+    /// Under way, or killed: the lock tells which.
     Running,
+    /// Nothing left that could be asked, or the limit reached.
     Finished,
+    /// A stop was asked for, or a later run found it killed.
     Interrupted,
+    /// The forge kept failing, or an error ended it.
     Failed,
 }
 
 impl RunState {
+    /// As `forge_runs.state` stores it and status shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
@@ -78,25 +91,37 @@ pub(super) const MARK: &str = "last_processed_forge";
 pub struct RefreshState {
     /// Where the next refresh starts (GitHub's `since`, RFC 3339).
     pub mark: Option<String>,
+    /// The first page of the last refresh: asked again, conditionally.
     pub first_url: Option<String>,
+    /// Its ETag: an unchanged page answers 304, which GitHub does not count.
     pub first_etag: Option<String>,
     /// `YYYY-MM-DD HH:MM:SS`, UTC.
     pub at: Option<String>,
+    /// Items the last refresh found new or changed.
     pub changed: Option<u64>,
 }
 
 /// A drain as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRow {
+    /// The process that drained.
     pub pid: u32,
+    /// `limit`, `resume` or `sync`.
     pub mode: String,
+    /// As [`RunState::as_str`] writes it.
     pub state: String,
     /// `YYYY-MM-DD HH:MM:SS`, UTC.
     pub started: String,
+    /// Same format; `None` while it runs, or until a later run finds it
+    /// killed.
     pub ended: Option<String>,
+    /// Requests it sent.
     pub requests: u64,
+    /// Refs it settled as found.
     pub resolved: u64,
+    /// Refs it settled as not found or deleted.
     pub failed: u64,
+    /// The last failure it met, transient ones included.
     pub last_error: Option<String>,
 }
 
@@ -252,6 +277,9 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// What is kept of `repo`'s drains; the defaults before the first. Reads
+    /// only the columns that exist: status may meet a database no drain has
+    /// upgraded yet.
     pub fn sync_state(&self, repo: &str) -> Result<SyncState> {
         if !self.has_table("forge_sync_state")? {
             return Ok(SyncState::default());
@@ -344,6 +372,7 @@ impl Store {
         })
     }
 
+    /// Records how the run ended; `error`, when given, becomes its last error.
     pub fn finish_run(&mut self, run: i64, state: RunState, error: Option<&str>) -> Result<()> {
         self.write(|w| {
             w.tx.execute(

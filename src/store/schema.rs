@@ -4,8 +4,10 @@
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-/// patina's DDL (see patina-schema.md). `IF NOT EXISTS` everywhere: patina
-/// may have created these first, and then its definitions stand.
+/// patina's DDL, verbatim: its tables, columns and indexes as patina creates
+/// them, so that patina reads the file as its own. `IF NOT EXISTS`
+/// everywhere: patina may have created these first, and then its
+/// definitions stand.
 const PATINA_DDL: &str = "
 CREATE TABLE IF NOT EXISTS eventlog (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -393,6 +393,7 @@ impl Writer<'_> {
         self.update_state(repo, "api = ?2, api_note = ?3", params![api, note])
     }
 
+    /// Keeps the budget an answer announced, for status.
     pub fn set_rate(&self, repo: &str, rate: Rate) -> Result<()> {
         self.update_state(
             repo,

@@ -8,7 +8,8 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Largest request head accepted (request line and headers), as in the brief.
+/// Largest request head accepted (request line and headers); a larger one
+/// is answered 431.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Largest request body read (a GraphQL query; elsewhere it is ignored).
 const MAX_BODY: usize = 1024 * 1024;

@@ -3,6 +3,8 @@
 //! pace ledger of its API host. What a forge is, is asked once: the answer
 //! is kept in the database (`forge_sync_state`) for status and the next run.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::ForgeOptions;
@@ -25,6 +27,21 @@ pub enum Purpose {
     /// One quiet request (discovery's newest number).
     Probe,
 }
+
+impl Purpose {
+    /// The longest wait for a turn in the pace ledger before a request:
+    /// discovery is meant to return at once, a drain waits as long as the
+    /// forge asks.
+    pub fn max_wait(self) -> Option<Duration> {
+        match self {
+            Purpose::Drain => None,
+            Purpose::Probe => Some(PROBE_MAX_WAIT),
+        }
+    }
+}
+
+/// Discovery waits for no rate limit: it is meant to return at once.
+const PROBE_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The API client and the pace ledger for the target's forge.
 pub struct Connection {
@@ -52,7 +69,7 @@ pub fn connect(
         options.forge_kind,
         known.forge_kind.as_deref(),
         host,
-        || probe(home, host, options),
+        || probe(home, host, options, purpose),
     )?;
     let base = github::api_base(host, options.api_url.as_deref(), kind)?;
     let token = token::find(host, kind);
@@ -97,7 +114,12 @@ pub fn resolve_kind(
 
 /// Asks `host` what it is, at `--api-url` when given, each request paced
 /// like any other; the answer is remembered by [`connect`].
-fn probe(home: &PatinaHome, host: &str, options: &ForgeOptions) -> Result<ForgeKind> {
+fn probe(
+    home: &PatinaHome,
+    host: &str,
+    options: &ForgeOptions,
+    purpose: Purpose,
+) -> Result<ForgeKind> {
     let given = options
         .api_url
         .as_deref()
@@ -105,9 +127,14 @@ fn probe(home: &PatinaHome, host: &str, options: &ForgeOptions) -> Result<ForgeK
         .transpose()?;
     let detected = kind::detect(host, given.as_ref(), &mut |url| {
         let pace = Pace::new(home, &pace::host_key(url), options.delay)?;
-        match pace.wait_turn(None, &mut |_, _| {})? {
+        match pace.wait_turn(purpose.max_wait(), &mut |_, _| {})? {
             Turn::Go => Ok(()),
-            _ => anyhow::bail!("interrupted"),
+            Turn::Stopped => anyhow::bail!("interrupted"),
+            Turn::TooLong(wait) => anyhow::bail!(
+                "{host} cannot be asked what it is before a {} wait (rate limit); \
+                 the next sync asks",
+                humantime::format_duration(Duration::from_secs(wait.as_secs()))
+            ),
         }
     })?;
     report::note(&format!(

@@ -435,3 +435,39 @@ fn gitea_answers_a_proxy_429_with_a_wait_not_a_failure() {
         BTreeSet::new()
     );
 }
+
+/// Discovery returns at once, also on a host it must first ask what it is:
+/// a pace ledger held for an hour (another process met a rate limit) means
+/// no probe now, a note, and the range for the next run.
+#[test]
+fn discovery_does_not_wait_for_a_held_ledger_to_ask_what_a_host_is() {
+    let forge = FakeForge::start_gitea();
+    fill(&forge);
+    let env = project("git.example.org");
+    let run_dir = env.patina_home().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let port = url::Url::parse(&forge.url()).unwrap().port().unwrap();
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000;
+    std::fs::write(
+        run_dir.join(format!("pace-127.0.0.1_{port}.json")),
+        format!(r#"{{"next_at_ms":{in_an_hour},"reason":"held by a test","strikes":0}}"#),
+    )
+    .unwrap();
+
+    let cmd = drive::command(&env, env.patina_home(), &forge.url(), &[], &[]);
+    let out = drive::Background::start(&env, cmd, "discovery".into(), "held")
+        .wait(std::time::Duration::from_secs(60));
+    out.ok();
+    assert!(out.stdout.contains("Total: 6 pending"), "{}", out.dump());
+    assert!(
+        out.stderr
+            .contains("the number range is not in the backlog yet"),
+        "{}",
+        out.dump()
+    );
+    assert!(forge.requests().is_empty(), "asked while the ledger held");
+}

@@ -17,9 +17,6 @@ use crate::report;
 use crate::store::Store;
 use crate::target::Target;
 
-/// Discovery waits for no rate limit: it is meant to return at once.
-const DISCOVERY_MAX_WAIT: Duration = Duration::from_secs(5);
-
 /// Discovers into the target's database, then prints the counts and the
 /// next step. A failed request for the newest number is a note, not a
 /// failure: what the walk found is kept.
@@ -72,7 +69,7 @@ fn newest_number(
     options: &ForgeOptions,
 ) -> Result<Option<u32>> {
     let Connection { forge, pace } = connect::connect(home, target, options, Purpose::Probe)?;
-    match pace.wait_turn(Some(DISCOVERY_MAX_WAIT), &mut |_, _| {})? {
+    match pace.wait_turn(Purpose::Probe.max_wait(), &mut |_, _| {})? {
         Turn::Go => {}
         Turn::Stopped => anyhow::bail!("interrupted"),
         Turn::TooLong(wait) => anyhow::bail!(

@@ -181,27 +181,23 @@ pub fn parse_remote_url(url: &str) -> Result<Forge, String> {
             redact(url)
         )
     };
-    let url = url.trim();
-    let (authority, path) = if let Some(rest) = ["https://", "ssh://", "git://"]
-        .iter()
-        .find_map(|scheme| strip_prefix_ignore_case(url, scheme))
-    {
-        rest.split_once('/').ok_or_else(refuse)?
-    } else if !url.contains("://") {
-        // scp-like: [user@]host:path, where a path starting with `/` would be a
-        // local absolute path in disguise and `C:\…` a Windows one.
-        let (authority, path) = url.split_once(':').ok_or_else(refuse)?;
-        if path.starts_with('/') || authority.contains('/') || authority.len() <= 1 {
-            return Err(refuse());
-        }
-        (authority, path)
-    } else {
+    // gix reads every form git accepts (scp-like, ssh://, https://, file
+    // paths); only a forge's forms name a host and a repository.
+    let parsed = gix::url::parse(url.trim().as_bytes()).map_err(|_| refuse())?;
+    if !matches!(
+        parsed.scheme,
+        gix::url::Scheme::Https | gix::url::Scheme::Ssh | gix::url::Scheme::Git
+    ) {
         return Err(refuse());
+    }
+    let host = parsed.host().ok_or_else(refuse)?;
+    let path = std::str::from_utf8(&parsed.path).map_err(|_| refuse())?;
+    // scp-like `host:/abs` is a local path on the host, not a repository.
+    let path = match parsed.serialize_alternative_form {
+        true if path.starts_with('/') => return Err(refuse()),
+        true => path,
+        false => path.strip_prefix('/').ok_or_else(refuse)?,
     };
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = host.split_once(':').map_or(host, |(host, _port)| host);
     // A DNS name: at most 253 characters, dot-separated labels of 1 to 63
     // letters, digits and inner hyphens (so not `..`, `.`, `a..b` or `-x`,
     // which only look like hosts).
@@ -227,23 +223,22 @@ pub fn parse_remote_url(url: &str) -> Result<Forge, String> {
     })
 }
 
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
-}
-
-/// Hides credentials that a URL may carry (`https://user:token@host/…`).
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('/') {
-            Some((authority, path)) if authority.contains('@') => {
-                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-                format!("{scheme}://***@{host}/{path}")
+/// Hides the credentials a URL may carry (`https://user:token@host/…`),
+/// also in a text that failed to parse as one: everything before an `@` of
+/// its authority.
+pub fn redact(text: &str) -> String {
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let shown = format!("***{}", &rest[at..]);
+            if scheme.is_empty() {
+                shown
+            } else {
+                format!("{scheme}://{shown}")
             }
-            _ => url.to_owned(),
-        },
-        None => url.to_owned(),
+        }
+        None => text.to_owned(),
     }
 }
 

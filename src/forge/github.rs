@@ -13,7 +13,7 @@ use super::decode::{MAX_RESET_AHEAD, reset_at};
 use super::http::{Http, Reply};
 use super::kind::ForgeKind;
 use super::token::Token;
-use crate::target::ForgeName;
+use crate::target::{ForgeName, redact};
 
 /// What an answer means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,24 +127,6 @@ pub fn api_base(host: &str, given: Option<&str>, kind: ForgeKind) -> Result<Url>
         url.set_path(&path);
     }
     Ok(url)
-}
-
-/// A text that failed to parse as a URL may still hold `user:secret@`:
-/// everything before an `@` of its authority is hidden.
-fn redact(text: &str) -> String {
-    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let shown = format!("***{}", &rest[at..]);
-            if scheme.is_empty() {
-                shown
-            } else {
-                format!("{scheme}://{shown}")
-            }
-        }
-        None => text.to_owned(),
-    }
 }
 
 fn is_loopback(url: &Url) -> bool {

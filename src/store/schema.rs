@@ -232,7 +232,7 @@ pub fn upgrade(conn: &mut Connection) -> Result<()> {
         migrate(&tx).with_context(|| format!("cannot apply migration {}", version + 1))?;
     }
     if current < VERSION {
-        tx.pragma_update(None, "user_version", VERSION as i64)?;
+        tx.pragma_update(None, "user_version", i64::try_from(VERSION)?)?;
     }
     tx.commit()?;
     Ok(())

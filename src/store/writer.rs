@@ -164,11 +164,11 @@ impl Writer<'_> {
             "INSERT OR REPLACE INTO forge_comments (number, id, position, author, body, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for (position, c) in comments.iter().enumerate() {
+        for (position, c) in (0_i64..).zip(comments) {
             insert.execute(params![
                 number,
                 c.id,
-                position as i64,
+                position,
                 c.author,
                 c.body,
                 c.created_at
@@ -398,7 +398,7 @@ impl Writer<'_> {
         self.update_state(
             repo,
             "rate_remaining = ?2, rate_limit = ?3, rate_reset = ?4, rate_seen = datetime('now')",
-            params![rate.remaining as i64, rate.limit as i64, rate.reset],
+            params![sql_int(rate.remaining), sql_int(rate.limit), rate.reset],
         )
     }
 }

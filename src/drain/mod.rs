@@ -2,9 +2,9 @@
 //! the outcome in one transaction, and stop when the work, the limit, a
 //! signal or a failing forge says so.
 //!
-//! The core here knows no forge. It runs a [`Way`] of asking until the
+//! The core here knows no forge. It runs a `Way` of asking until the
 //! backlog is done, then the refresh; what a forge's items need after a REST
-//! answer is its [`Completion`]:
+//! answer is its `Completion`:
 //!
 //! | file | what it owns |
 //! | --- | --- |

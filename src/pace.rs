@@ -101,7 +101,10 @@ impl Pace {
             }
             let wait = self.update(|ledger, now| {
                 if ledger.next_at_ms <= now {
-                    ledger.next_at_ms = now.saturating_add(millis(self.delay));
+                    // `now` is the clock cut down to the millisecond, up to
+                    // 1 ms behind the send: one more keeps every gap at
+                    // least the delay.
+                    ledger.next_at_ms = now.saturating_add(millis(self.delay)).saturating_add(1);
                     ledger.reason = None;
                     None
                 } else {

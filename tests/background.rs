@@ -14,7 +14,6 @@
 //! condition (the database, `--status`, the fake's request log, `waitpid`)
 //! against a deadline.
 
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeMap;

@@ -15,7 +15,6 @@
 //! its outcome commits, and while the next turn is waited for.
 
 mod drive;
-mod fakeforge;
 mod mirror;
 mod testenv;
 

@@ -1,8 +1,8 @@
-//! Tests of the fake GitHub itself (`tests/fakeforge/`), spoken to with raw
-//! HTTP over std's `TcpStream`, so that what is checked is the bytes a real
-//! client would get, not what another client library makes of them.
-
-mod fakeforge;
+//! Tests of the fake GitHub itself (the `fakeforge` crate,
+//! `crates/fakeforge/`), spoken to with raw HTTP over std's `TcpStream`, so
+//! that what is checked is the bytes a real client would get, not what
+//! another client library makes of them. They live in the root package so
+//! that `cargo test --locked` (which tests only the root package) runs them.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -2100,7 +2100,7 @@ fn graphql_can_be_disabled_and_wants_credentials() {
     );
 }
 
-// ---- flavours: GitHub Enterprise and Gitea (tests/fakeforge/gitea.rs) -------
+// ---- flavours: GitHub Enterprise and Gitea (crates/fakeforge/src/gitea.rs) ---
 
 fn gitea_with(items: impl IntoIterator<Item = Item>) -> FakeForge {
     let f = FakeForge::start_gitea();

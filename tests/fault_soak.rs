@@ -24,7 +24,6 @@
 //! makes the deferred refs due (as `resolve_faults.rs` does) and resumes.
 
 mod drive;
-mod fakeforge;
 mod mirror;
 mod testenv;
 
@@ -66,7 +65,7 @@ fn rates() -> FaultRates {
 
 // ---- the fake's generator, recomputed -------------------------------------------
 
-/// The fake's splitmix64 (tests/fakeforge/mod.rs), reimplemented so that
+/// The fake's splitmix64 (crates/fakeforge/src/lib.rs), reimplemented so that
 /// the test knows what each request got.
 struct SplitMix64(u64);
 

@@ -3,7 +3,6 @@
 //! gone, transient), and what an unknown host is, asked once and remembered.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;

@@ -14,7 +14,6 @@
 //! single requests), `targeting.rs` (registry paths that are fine).
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::fs;

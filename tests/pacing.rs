@@ -8,7 +8,6 @@
 //! test's processes competing for the two cores would only add noise.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;

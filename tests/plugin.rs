@@ -1,7 +1,6 @@
 //! patina runs patina-forge the way git runs its plugins, and timers and cron
 //! run it from the units in contrib/: both are tested here end to end.
 
-mod fakeforge;
 mod testenv;
 
 use std::os::unix::fs::PermissionsExt;

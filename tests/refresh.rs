@@ -1,7 +1,6 @@
 //! Keeping current: after a drain, a refresh brings in exactly what changed on
 //! the forge, page by page, nearly free when nothing did.
 
-mod fakeforge;
 mod testenv;
 
 use std::process::{Command, Stdio};

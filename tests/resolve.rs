@@ -5,7 +5,6 @@
 //! order, what the user reads, and how a run ends.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;

@@ -7,7 +7,6 @@
 //! before it gives up: the two tests that need that run in parallel.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;

@@ -13,7 +13,6 @@
 //! guard kills and reaps each by its own PID when the test ends.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::fs;

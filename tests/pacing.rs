@@ -333,8 +333,8 @@ fn two_processes_on_two_repositories_keep_one_spacing() {
     let a = background(&widget, home, &forge.url(), &args, "widget");
     let b = background(&gadget, home, &forge.url(), &args, "gadget");
     let both_started = Instant::now();
-    a.wait(Duration::from_secs(20)).ok();
-    b.wait(Duration::from_secs(20)).ok();
+    a.wait(drive::HANG_GUARD).ok();
+    b.wait(drive::HANG_GUARD).ok();
     assert_eq!(pending(&widget, FORGE), BTreeSet::new());
     assert_eq!(pending(&gadget, "acme/gadget"), BTreeSet::new());
 

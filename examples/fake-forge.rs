@@ -53,9 +53,6 @@
 //!
 //! At 17,488 items that is about 24,000 comments, built in milliseconds.
 
-#[path = "../tests/fakeforge/mod.rs"]
-mod fakeforge;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, LineWriter, Write};

@@ -15,7 +15,6 @@
 //! its outcome commits, and while the next turn is waited for.
 
 mod drive;
-mod fakeforge;
 mod mirror;
 mod testenv;
 
@@ -442,7 +441,7 @@ fn kill_9_at_20_random_points_then_resume_mirrors_the_forge() {
             }
         }
         kill(Pid::from_raw(bg.pid() as i32), Signal::SIGKILL).expect("kill -9");
-        let out = bg.wait(Duration::from_secs(10));
+        let out = bg.wait(PATIENCE);
         assert_eq!(
             out.code,
             None,

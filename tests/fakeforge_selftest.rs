@@ -1,8 +1,8 @@
-//! Tests of the fake GitHub itself (`tests/fakeforge/`), spoken to with raw
-//! HTTP over std's `TcpStream`, so that what is checked is the bytes a real
-//! client would get, not what another client library makes of them.
-
-mod fakeforge;
+//! Tests of the fake GitHub itself (the `fakeforge` crate,
+//! `crates/fakeforge/`), spoken to with raw HTTP over std's `TcpStream`, so
+//! that what is checked is the bytes a real client would get, not what
+//! another client library makes of them. They live in the root package so
+//! that `cargo test --locked` (which tests only the root package) runs them.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -16,6 +16,10 @@ use serde_json::Value;
 
 const R: &str = "acme/widget";
 const UA: &str = "patina-forge-selftest";
+/// How long a read from the fake may block before the test calls it hung.
+/// A guard, not a claim about speed: what the fake must be quick about is
+/// checked as an order of events or as a lower bound.
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 // ---- a tiny raw client -------------------------------------------------------
 
@@ -74,12 +78,20 @@ fn split_url(url: &str) -> (String, String) {
     }
 }
 
+/// A connection whose reads give up after `HANG_GUARD` (an error:
+/// `WouldBlock` / `TimedOut`).
 fn connect(host: &str) -> TcpStream {
     let stream = TcpStream::connect(host).expect("connect to the fake");
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
+}
+
+/// Whether a read error is the `HANG_GUARD` timeout.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Sends raw bytes, reads until the server closes.
@@ -151,7 +163,8 @@ fn try_get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> io::Result<
 }
 
 fn get_with(f: &FakeForge, path: &str, headers: &[(&str, &str)]) -> Resp {
-    try_get_with(&f.url(), path, headers).expect("an answer")
+    try_get_with(&f.url(), path, headers)
+        .unwrap_or_else(|e| panic!("no answer to {path} (the fake hangs if timed out): {e}"))
 }
 
 fn get(f: &FakeForge, path: &str) -> Resp {
@@ -697,16 +710,16 @@ fn hang_fault_says_nothing_then_closes() {
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     ));
-    // … and one that waits sees the connection close without a byte.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    // … and one that waits sees the connection close without a byte, no
+    // sooner than the hang.
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
     let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).unwrap();
+    stream
+        .read_to_end(&mut rest)
+        .expect("the fake closes the connection after the hang (it hangs for good if timed out)");
     assert!(rest.is_empty());
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(450), "{waited:?}");
-    assert!(waited < Duration::from_millis(1500), "{waited:?}");
     assert_eq!(f.requests()[0].status, 0);
 }
 
@@ -851,15 +864,17 @@ fn huge_fault_streams_until_the_client_hangs_up() {
             &[("User-Agent", UA)],
         ))
         .unwrap();
-    let started = Instant::now();
+    // It keeps streaming (2 MiB is past any socket buffer); how fast is for
+    // the benchmarks.
     let mut got = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     while got.len() < 2 * 1024 * 1024 {
-        let n = stream.read(&mut buf).unwrap();
+        let n = stream
+            .read(&mut buf)
+            .expect("more of the body (the stream stalls if timed out)");
         assert!(n > 0, "the stream ended early");
         got.extend_from_slice(&buf[..n]);
     }
-    assert!(started.elapsed() < Duration::from_secs(5));
     let text = String::from_utf8_lossy(&got[..2048]).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK"));
@@ -952,14 +967,16 @@ fn slow_faults_and_latency_delay_answers() {
         assert_eq!(get(f, path).status, 200);
         started.elapsed()
     };
-    assert!(timed(&f) < Duration::from_millis(150));
+    // Lower bounds: the delay is applied. (That an answer without one is
+    // quick is a speed claim: the benchmarks measure it.)
     f.set_latency(Duration::from_millis(200));
     let t = timed(&f);
-    assert!(
-        t >= Duration::from_millis(200) && t < Duration::from_millis(900),
-        "{t:?}"
-    );
+    assert!(t >= Duration::from_millis(200), "{t:?}");
+    // Set back to zero, it is gone: an hour's latency would outlast the
+    // read's hang guard.
+    f.set_latency(Duration::from_secs(3_600));
     f.set_latency(Duration::ZERO);
+    timed(&f);
     f.set_fault_rate(
         1,
         FaultRates {
@@ -968,10 +985,7 @@ fn slow_faults_and_latency_delay_answers() {
         },
     );
     let t = timed(&f);
-    assert!(
-        t >= Duration::from_millis(150) && t < Duration::from_millis(900),
-        "{t:?}"
-    );
+    assert!(t >= Duration::from_millis(150), "{t:?}");
 }
 
 // ---- credentials and the front door ------------------------------------------------
@@ -1112,25 +1126,28 @@ fn connections_are_served_concurrently() {
     slow.read_to_end(&mut bytes).unwrap();
     assert_eq!(parse(&bytes).status, 200);
 
-    // Two slow answers overlap in time.
-    f.set_latency(Duration::from_millis(300));
-    let started = Instant::now();
+    // A slow answer does not hold up another, slow or not: the second is
+    // answered while the first is still in its delay (an hour: it ends only
+    // when the fake is dropped).
+    f.clear_log();
+    f.set_latency(Duration::from_secs(3_600));
     let url = f.url();
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let url = url.clone();
-            thread::spawn(move || {
-                try_get_with(&url, "/repos/acme/widget/issues/1", &[])
-                    .unwrap()
-                    .status
-            })
-        })
-        .collect();
-    for t in threads {
-        assert_eq!(t.join().unwrap(), 200);
+    let first = thread::spawn(move || try_get_with(&url, "/repos/acme/widget/issues/1", &[]));
+    while f.requests().is_empty() {
+        thread::sleep(Duration::from_millis(5));
     }
-    let took = started.elapsed();
-    assert!(took < Duration::from_millis(550), "{took:?}");
+    f.set_latency(Duration::from_millis(300));
+    assert_eq!(get(&f, "/repos/acme/widget/issues/1").status, 200);
+    assert!(
+        !first.is_finished(),
+        "the first answer came before its delay"
+    );
+    drop(f);
+    let cut = first.join().unwrap();
+    assert!(
+        cut.as_ref().is_err_and(|e| !timed_out(e)),
+        "the first connection was not closed by the drop: {cut:?}"
+    );
 }
 
 #[test]
@@ -1185,14 +1202,11 @@ fn drop_stops_every_thread_and_the_listener() {
     let req = request_bytes("GET", "/repos/acme/widget/issues/1", &[("User-Agent", UA)]);
     // One fault at a time, each taken before the next request goes out:
     // queued faults go to requests in the order they are decided.
-    f.push_fault(Fault::Hang(Duration::from_secs(30)));
+    // A hang of an hour: the drop must end it, not wait it out.
+    f.push_fault(Fault::Hang(Duration::from_secs(3_600)));
     let hung = {
         let (h, req) = (h.clone(), req.clone());
-        thread::spawn(move || {
-            let started = Instant::now();
-            let got = exchange(&h, &req);
-            (got.map(|b| b.len()).unwrap_or(0), started.elapsed())
-        })
+        thread::spawn(move || exchange(&h, &req))
     };
     while f.requests().is_empty() {
         thread::sleep(Duration::from_millis(5));
@@ -1209,7 +1223,7 @@ fn drop_stops_every_thread_and_the_listener() {
     let mut half = connect(&h);
     half.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     assert_eq!(get(&f, "/repos/acme/widget/issues/1").status, 200);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + HANG_GUARD;
     // Acceptors for both hosts, plus hung, stuck, idle and half (the get's
     // thread may take a moment to see the client's close and end).
     while fake_threads(&port) != 6 && Instant::now() < deadline {
@@ -1217,14 +1231,24 @@ fn drop_stops_every_thread_and_the_listener() {
     }
     assert_eq!(fake_threads(&port), 6);
 
-    let started = Instant::now();
-    drop(f);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(1), "drop took {took:?}");
+    // The drop returns (within the hang guard: a drop that waited for the
+    // hour-long hang fails here as hung), having joined every thread.
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        drop(f);
+        let _ = dropped_tx.send(());
+    });
+    dropped_rx
+        .recv_timeout(HANG_GUARD)
+        .expect("dropping the fake hangs");
     assert_eq!(fake_threads(&port), 0, "every thread joined");
-    let (bytes, waited) = hung.join().unwrap();
-    assert_eq!(bytes, 0);
-    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // The hung request was cut off by the drop: closed without a byte, not
+    // timed out by this side.
+    let got = hung.join().unwrap();
+    assert!(
+        got.as_ref().is_ok_and(Vec::is_empty),
+        "the hung connection was not closed by the drop: {got:?}"
+    );
     let refused = TcpStream::connect(&h).expect_err("the listener is closed");
     assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
     let _ = stuck.shutdown(Shutdown::Both);
@@ -1289,7 +1313,7 @@ fn graphql(f: &FakeForge, query: &str, variables: Value) -> Resp {
         body.to_string().as_bytes(),
         &[("Authorization", TOKEN)],
     )
-    .expect("an answer")
+    .unwrap_or_else(|e| panic!("no answer to the query (the fake hangs if timed out): {e}"))
 }
 
 /// The client's batch query for `numbers`, written out by hand: the fake is
@@ -2030,20 +2054,19 @@ fn graphql_big_batches_can_be_made_slow() {
         assert_eq!(graphql(&f, &batch_query(&numbers), acme()).status, 200);
         started.elapsed()
     };
+    // Up to the threshold, no delay: an hour's would outlast the read's
+    // hang guard.
+    f.set_graphql_slow_over(10, Duration::from_secs(3_600));
+    timed(10);
+    // Over it, the delay (a lower bound; how little the rest costs is for
+    // the benchmarks).
     f.set_graphql_slow_over(10, Duration::from_millis(400));
-    assert!(timed(10) < Duration::from_millis(300));
     let t = timed(11);
-    assert!(
-        t >= Duration::from_millis(400) && t < Duration::from_millis(1200),
-        "{t:?}"
-    );
+    assert!(t >= Duration::from_millis(400), "{t:?}");
     f.set_graphql_slow_over(usize::MAX, Duration::ZERO);
     f.set_graphql_latency_per_alias(Duration::from_millis(40));
     let t = timed(5);
-    assert!(
-        t >= Duration::from_millis(200) && t < Duration::from_millis(1000),
-        "{t:?}"
-    );
+    assert!(t >= Duration::from_millis(200), "{t:?}");
 }
 
 #[test]
@@ -2101,7 +2124,7 @@ fn graphql_can_be_disabled_and_wants_credentials() {
     );
 }
 
-// ---- flavours: GitHub Enterprise and Gitea (tests/fakeforge/gitea.rs) -------
+// ---- flavours: GitHub Enterprise and Gitea (crates/fakeforge/src/gitea.rs) ---
 
 fn gitea_with(items: impl IntoIterator<Item = Item>) -> FakeForge {
     let f = FakeForge::start_gitea();

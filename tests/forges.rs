@@ -3,7 +3,6 @@
 //! gone, transient), and what an unknown host is, asked once and remembered.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
@@ -294,17 +293,26 @@ fn github_enterprise_is_detected_and_paced_by_the_ledger_alone() {
         "{log:?}"
     );
     // No rate-limit headers: the ledger's spacing is all the pacing there is.
+    // The log holds arrival times, each a little after its slot in the
+    // ledger (tens of ms on a loaded machine), so one gap may look shorter
+    // than the 150 ms spacing; none is a burst (without the ledger they come
+    // a few ms apart), and from the first to the last the whole spacing is
+    // there, less the first one's lateness.
     let drain: Vec<&Logged> = log
         .iter()
         .filter(|r| !r.path.ends_with("/meta") && !r.path.ends_with("/version"))
         .collect();
     for pair in drain.windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at);
-        assert!(
-            gap >= Duration::from_millis(140),
-            "{gap:?} between {pair:?}"
-        );
+        assert!(gap >= Duration::from_millis(75), "{gap:?} between {pair:?}");
     }
+    let span = drain[drain.len() - 1].at.duration_since(drain[0].at);
+    let spacing = Duration::from_millis(150) * (drain.len() as u32 - 1);
+    assert!(
+        span + Duration::from_millis(100) >= spacing,
+        "{} requests in {span:?}: {drain:?}",
+        drain.len()
+    );
     let status = status_json(&env);
     assert_eq!(status["forge_kind"], "github-enterprise");
     assert_eq!(status["api"], "graphql");

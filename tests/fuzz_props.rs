@@ -3,9 +3,11 @@
 //! answers (`Item::from_github`, `list_from_github`, `merged_at_from_pull`),
 //! the classification of an answer and its `Link` header, the API base, and
 //! the checks that names and remote URLs pass before they touch a path.
-//! Whatever the input: no panic, no hang (a time bound on the largest
-//! inputs), memory bounded (an allocator that counts what the decoder holds
-//! at its peak), and what is accepted obeys the rules.
+//! Whatever the input: no panic, no hang (a call not done after a minute
+//! ends the test process as hung; how fast the parser and decoder are is for
+//! the benchmarks, not a bound here), memory bounded (an allocator that
+//! counts what the decoder holds at its peak), and what is accepted obeys
+//! the rules.
 //!
 //! This extends, and does not repeat, the parser's own properties in
 //! `src/discover/parser.rs` (no panic on short messages against one fixed
@@ -18,7 +20,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use patina_forge::discover::parser::{ForgeRef, Found, refs_in_message};
 use patina_forge::forge::github::{Answer, Limit, api_base, classify, next_link};
@@ -82,17 +85,52 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Runs `f`, returning its result, the peak of bytes it held at once beyond
-/// what was live before, and how long it took.
-fn measure<T>(f: impl FnOnce() -> T) -> (T, usize, Duration) {
+/// How long one measured call may run before the test calls it hung: a
+/// guard, not a claim about speed.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Ends the test process, as hung, unless dropped within `HANG_GUARD` (a
+/// computation that does not return cannot be stopped any other way).
+struct Watchdog(Arc<(Mutex<bool>, Condvar)>);
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let seen = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let (lock, cvar) = &*seen;
+            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, _) = cvar
+                .wait_timeout_while(guard, HANG_GUARD, |done| !*done)
+                .unwrap_or_else(|p| p.into_inner());
+            if !*guard {
+                eprintln!("a measured call hangs: not done after {HANG_GUARD:?}");
+                std::process::exit(101);
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.0;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cvar.notify_one();
+    }
+}
+
+/// Runs `f` under a `Watchdog`, returning its result and the peak of bytes
+/// it held at once beyond what was live before.
+fn measure<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let watchdog = Watchdog::start();
     LIVE.with(|l| l.set(0));
     PEAK.with(|p| p.set(0));
     TRACKING.with(|t| t.set(true));
-    let started = Instant::now();
     let out = f();
-    let took = started.elapsed();
     TRACKING.with(|t| t.set(false));
-    (out, PEAK.with(Cell::get).max(0) as usize, took)
+    drop(watchdog);
+    (out, PEAK.with(Cell::get).max(0) as usize)
 }
 
 /// What a decode may hold at its peak: a small multiple of the input, plus
@@ -231,10 +269,11 @@ proptest! {
 proptest! {
     #![proptest_config(config(cases(16)))]
 
-    /// Large messages (up to 1 MiB of the pieces above, repeated) parse in
-    /// linear time: well under a second even in a debug build. 16 cases.
+    /// Large messages (up to 1 MiB of the pieces above, repeated) parse
+    /// without hanging; no more refs than bytes. 16 cases. (Linear time is
+    /// the parser's design; its speed is for the benchmarks.)
     #[test]
-    fn large_messages_parse_quickly(
+    fn large_messages_parse_without_hanging(
         (host, owner, name, seed) in parser_input(),
         repeat in 1usize..64,
     ) {
@@ -246,19 +285,19 @@ proptest! {
             message.push(b' ');
         }
         let forge = ForgeRef { host: &host, owner: &owner, name: &name };
-        let (found, _, took) = measure(|| {
+        let (found, _) = measure(|| {
             let mut out = Vec::new();
             refs_in_message(&message, &forge, &mut out);
             out.len()
         });
-        prop_assert!(took < Duration::from_secs(3), "{} bytes took {took:?}", message.len());
         prop_assert!(found <= message.len());
     }
 }
 
 /// The worst shapes, each 1 MiB: every byte a candidate for a pattern.
+/// They parse without hanging, in bounded memory, finding at most two refs.
 #[test]
-fn adversarial_megabyte_messages_parse_quickly() {
+fn adversarial_megabyte_messages_parse_without_hanging() {
     let forge = ForgeRef {
         host: "github.com",
         owner: "acme",
@@ -280,12 +319,11 @@ fn adversarial_megabyte_messages_parse_quickly() {
     ] {
         let mut message = unit.repeat((1 << 20) / unit.len()).into_bytes();
         message.insert(0, b'\n');
-        let (n, bytes, took) = measure(|| {
+        let (n, bytes) = measure(|| {
             let mut out = Vec::new();
             refs_in_message(&message, &forge, &mut out);
             out.len()
         });
-        assert!(took < Duration::from_secs(3), "{unit:?}: {took:?}");
         assert!(
             bytes <= memory_bound(message.len()),
             "{unit:?}: {bytes} bytes"
@@ -396,7 +434,7 @@ fn good_issue() -> impl Strategy<Value = (Value, Fields)> {
 /// Every decoder on `bytes`: no panic, memory bounded; what is accepted is
 /// in range.
 fn decode_all(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (results, peak, took) = measure(|| {
+    let (results, peak) = measure(|| {
         (
             Item::from_github(bytes),
             Item::list_from_github(bytes),
@@ -408,7 +446,6 @@ fn decode_all(bytes: &[u8]) -> Result<(), TestCaseError> {
         "{peak} bytes for {} of input",
         bytes.len()
     );
-    prop_assert!(took < Duration::from_secs(2), "{took:?}");
     let (one, list, _) = results;
     for item in one.iter().chain(list.iter().flatten()) {
         prop_assert!(item.number >= 1 && u64::from(item.number) <= MAX_NUMBER);
@@ -535,7 +572,7 @@ fn a_large_page_decodes_in_bounded_memory() {
                "created_at": "c", "updated_at": "u", "html_url": "h", "labels": [], "user": null})
     };
     let page = serde_json::to_vec(&(1..=100).map(issue).collect::<Vec<_>>()).unwrap();
-    let (items, peak, _) = measure(|| Item::list_from_github(&page));
+    let (items, peak) = measure(|| Item::list_from_github(&page));
     assert_eq!(items.map(|i| i.len()), Ok(100));
     assert!(
         peak <= 3 * page.len(),

@@ -7,7 +7,6 @@
 //! for CI's validation against GitHub's published schema.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;

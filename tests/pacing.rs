@@ -8,7 +8,6 @@
 //! test's processes competing for the two cores would only add noise.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
@@ -270,9 +269,22 @@ fn a_retry_after_met_by_discovery_holds_the_next_drain() {
     assert!(gap >= Duration::from_secs(3), "asked again after {gap:?}");
 }
 
+/// The line a run logs when it starts a wait of over 3 s before its next
+/// request: `… waiting 1m: secondary rate limit`.
+fn announces_the_hold(bg: &Background) -> bool {
+    bg.stderr_so_far()
+        .lines()
+        .any(|l| l.contains(" waiting ") && l.ends_with(": secondary rate limit"))
+}
+
 /// A secondary limit without `retry-after`: the account holds for at least
 /// a minute (the ledger says so), no process sends anything meanwhile, and
 /// SIGTERM ends the wait with the run recorded as interrupted.
+///
+/// "Nothing meanwhile" without sleeping on it: each process is seen at its
+/// next turn, waiting on the hold (it logs the wait before it would send),
+/// and once it has been stopped and the fake has logged every request sent
+/// to it, the log still holds only the one limited request.
 fn a_minute_for_a_secondary_limit(fault: Fault) {
     let _serial = serial();
     let (env, forge) = world();
@@ -282,28 +294,44 @@ fn a_minute_for_a_secondary_limit(fault: Fault) {
     let mut first = background(&env, env.patina_home(), &forge.url(), &args, "first");
     let path = ledger(&env, &forge);
     wait_until(
-        "a hold of at least 59 s in the pace ledger",
-        Duration::from_secs(10),
-        || ledger_next_at_ms(&path).is_some_and(|at| at >= now_ms() + 59_000),
+        "a hold of at least 59 s in the pace ledger, and the first process waiting on it",
+        drive::HANG_GUARD,
+        || {
+            ledger_next_at_ms(&path).is_some_and(|at| at >= now_ms() + 59_000)
+                && announces_the_hold(&first)
+        },
     );
-    // Waiting is the behaviour here: nothing goes out during the hold.
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(forge.requests().len(), 1, "{:#?}", forge.requests());
     assert!(first.running());
     first.signal("TERM");
-    first.wait(Duration::from_secs(5)).ok();
+    first.wait(drive::HANG_GUARD).ok();
+    forge.wait_idle();
+    assert_eq!(requests_but_probes(&forge), 1, "{:#?}", forge.requests());
     assert_eq!(last_run_state(&env), "interrupted");
     assert_eq!(pending(&env, FORGE), BTreeSet::from([1, 2]));
     assert!(untouched(&env, 2) && untouched(&env, 1), "{:?}", env.refs());
 
     // The hold is the account's: another process waits it out too.
     let mut second = background(&env, env.patina_home(), &forge.url(), &args, "second");
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(forge.requests().len(), 1, "{:#?}", forge.requests());
+    wait_until(
+        "the second process waiting on the hold",
+        drive::HANG_GUARD,
+        || announces_the_hold(&second),
+    );
     assert!(second.running());
     second.signal("TERM");
-    second.wait(Duration::from_secs(5)).ok();
+    second.wait(drive::HANG_GUARD).ok();
+    forge.wait_idle();
+    assert_eq!(requests_but_probes(&forge), 1, "{:#?}", forge.requests());
     assert!(ledger_next_at_ms(&path).is_some_and(|at| at >= now_ms() + 50_000));
+}
+
+/// Requests in the fake's log other than its own `wait_idle` probes.
+fn requests_but_probes(forge: &FakeForge) -> usize {
+    forge
+        .requests()
+        .iter()
+        .filter(|r| r.path != fakeforge::IDLE_PROBE)
+        .count()
 }
 
 #[test]
@@ -334,8 +362,8 @@ fn two_processes_on_two_repositories_keep_one_spacing() {
     let a = background(&widget, home, &forge.url(), &args, "widget");
     let b = background(&gadget, home, &forge.url(), &args, "gadget");
     let both_started = Instant::now();
-    a.wait(Duration::from_secs(20)).ok();
-    b.wait(Duration::from_secs(20)).ok();
+    a.wait(drive::HANG_GUARD).ok();
+    b.wait(drive::HANG_GUARD).ok();
     assert_eq!(pending(&widget, FORGE), BTreeSet::new());
     assert_eq!(pending(&gadget, "acme/gadget"), BTreeSet::new());
 

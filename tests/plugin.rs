@@ -1,7 +1,6 @@
 //! patina runs patina-forge the way git runs its plugins, and timers and cron
 //! run it from the units in contrib/: both are tested here end to end.
 
-mod fakeforge;
 mod testenv;
 
 use std::os::unix::fs::PermissionsExt;
@@ -161,7 +160,8 @@ fn patina_scrape_forge_and_patina_forge_run_the_plugin() {
     // PATINA_HOME came through: the PID file and the log are where it says.
     let pid_file = env.patina_home().join("run/forge-sync-acme-widget.pid");
     assert!(pid_file.exists());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A guard against a hang, not a claim about speed.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = run_with_path(
             &env,
@@ -178,7 +178,7 @@ fn patina_scrape_forge_and_patina_forge_run_the_plugin() {
         }
         assert!(
             Instant::now() < deadline,
-            "the background sync did not finish: {status}"
+            "the background sync hangs: not finished after 60 s: {status}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

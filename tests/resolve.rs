@@ -5,7 +5,6 @@
 //! order, what the user reads, and how a run ends.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
@@ -996,10 +995,10 @@ fn a_missing_repository_marks_nothing_listing() {
 #[test]
 fn a_redirect_to_another_host_is_not_followed_and_leaks_no_token() {
     let (env, forge) = world();
-    if forge.off_host_url().is_none() {
-        eprintln!("skipped: 127.0.0.2 cannot be bound here");
-        return;
-    }
+    forge.off_host_url().expect(
+        "127.0.0.2 must be bindable: the fake's second host listens there \
+         (127.0.0.0/8 is loopback on Linux)",
+    );
     let secret = "ghp_offHostSECRET55aa";
     forge.put(FORGE, Item::issue(5, "Redirected"));
     forge.put(FORGE, Item::issue(6, "Plain"));
@@ -1287,11 +1286,9 @@ fn a_second_drain_of_the_same_repository_exits_75_naming_the_first() {
     let first = slow_drain(&env, &forge, "first");
     let pid = first.pid();
     // The first holds the lock once it has asked the forge anything.
-    wait_until(
-        "the first drain's first request",
-        Duration::from_secs(10),
-        || !forge.requests().is_empty(),
-    );
+    wait_until("the first drain's first request", drive::HANG_GUARD, || {
+        !forge.requests().is_empty()
+    });
     let second = drain(&env, &forge, 5);
     second.exit(75);
     assert!(
@@ -1307,7 +1304,7 @@ fn a_second_drain_of_the_same_repository_exits_75_naming_the_first() {
     assert_eq!(status["running"], json!(true), "{status}");
     assert_eq!(status["pid"], json!(pid), "{status}");
     first.signal("TERM");
-    first.wait(Duration::from_secs(10)).ok();
+    first.wait(drive::HANG_GUARD).ok();
 }
 
 #[test]
@@ -1338,12 +1335,12 @@ fn a_stale_pid_file_does_not_block() {
 fn interrupted_by(signal: &str) {
     let (env, forge) = world();
     let mut bg = slow_drain(&env, &forge, signal);
-    wait_until("three requests", Duration::from_secs(15), || {
+    wait_until("three requests", drive::HANG_GUARD, || {
         forge.requests().len() >= 3
     });
     assert!(bg.running(), "the drain ended before the signal");
     bg.signal(signal);
-    let out = bg.wait(Duration::from_secs(10));
+    let out = bg.wait(drive::HANG_GUARD);
     out.ok();
     let log = forge.requests();
     // Every request sent got its answer recorded: nothing fetched is lost.
@@ -1391,11 +1388,11 @@ fn sigterm_ends_the_drain_after_the_request_in_flight() {
 fn a_killed_drain_keeps_every_outcome_committed_before() {
     let (env, forge) = world();
     let bg = slow_drain(&env, &forge, "kill");
-    wait_until("four requests", Duration::from_secs(15), || {
+    wait_until("four requests", drive::HANG_GUARD, || {
         forge.requests().len() >= 4
     });
     bg.signal("KILL");
-    let out = bg.wait(Duration::from_secs(10));
+    let out = bg.wait(drive::HANG_GUARD);
     assert_eq!(out.code, None, "{}", out.dump());
     let asked = forge.requests().len();
     // At most the request in flight (and an answer not yet written) is lost.

@@ -7,7 +7,6 @@
 //! before it gives up: the two tests that need that run in parallel.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::collections::BTreeSet;
@@ -139,79 +138,99 @@ fn bookkeeping(env: &TestEnv, n: u64) -> (u64, String, String, String) {
 
 // ---- 5. transient faults ----------------------------------------------------------
 
-/// Each fault hits one ref; a healthy ref follows each, so that no two
-/// failures come in a row. With `--limit` = the healthy ones, the faulted
-/// refs stay pending; a later run, once they are due, resolves them.
+/// `PATINA_FORGE_TEST_RETRY_BASE` for the runs that meet a fault: the
+/// client's own schedule (30 s by default) shortened, so that the faulted
+/// ref is due by the next run without the test changing the database.
+const RETRY_BASE: &str = "2s";
+
+/// Each fault hits one ref in a world of its own, where a healthy ref
+/// follows it, so that no two failures come in a row. With `--limit 1`, the
+/// healthy one (chosen right after the failure, while the faulted ref's
+/// retry is still `RETRY_BASE` away) ends the run and the faulted ref stays
+/// pending; a later run, once it is due, resolves it. The worlds run at
+/// once: each failure costs the client's 2 s backoff.
 fn transient(faults: &[Fault]) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = faults
+            .iter()
+            .map(|fault| scope.spawn(move || transient_one(fault)))
+            .collect();
+        for h in handles {
+            h.join().expect("a fault's check panicked");
+        }
+    });
+}
+
+fn transient_one(fault: &Fault) {
     let (env, forge) = world();
-    let mut newest_first = Vec::new();
-    let mut faulted = BTreeSet::new();
-    let mut healthy = BTreeSet::new();
-    for (i, fault) in faults.iter().enumerate() {
-        let bad = 1_000 * (i as u64 + 1);
-        let good = bad + 500;
-        forge.put(FORGE, Item::issue(bad, "Unlucky"));
-        forge.put(FORGE, Item::pr(good, "Lucky"));
-        forge.push_fault_on(&format!("/issues/{bad}"), fault.clone());
-        newest_first.extend([bad, good]);
-        faulted.insert(bad);
-        healthy.insert(good);
-    }
-    let oldest_first: Vec<u64> = newest_first.iter().rev().copied().collect();
-    mention(&env, &oldest_first);
+    let (bad, good) = (1_000, 1_500);
+    forge.put(FORGE, Item::issue(bad, "Unlucky"));
+    forge.put(FORGE, Item::pr(good, "Lucky"));
+    forge.push_fault_on(&format!("/issues/{bad}"), fault.clone());
+    // #bad is the newest mention: asked first.
+    mention(&env, &[good, bad]);
 
     let started = unix_now();
-    let out = drain(&env, &forge, healthy.len() as u64);
+    let out = drive::run_with(
+        &env,
+        env.patina_home(),
+        &forge.url(),
+        &[("PATINA_FORGE_TEST_RETRY_BASE", RETRY_BASE)],
+        &["--limit", "1", "--delay", DELAY],
+    );
     out.ok();
     assert_eq!(
         paths(&forge.requests()),
-        newest_first
-            .iter()
-            .map(|n| issue_path(*n))
-            .collect::<Vec<_>>(),
-        "one request each, newest first, no retry within the limit"
+        [bad, good].map(issue_path).to_vec(),
+        "{fault:?}: one request each, newest first, no retry within the limit"
     );
-    assert_eq!(resolved(&env), healthy, "{}", out.dump());
-    assert_eq!(pending(&env), faulted, "{}", out.dump());
-    for (n, fault) in faulted.iter().zip(faults) {
-        let (attempts, last_error, next_attempt, error) = bookkeeping(&env, *n);
-        assert_eq!(attempts, 1, "#{n} after {fault:?}");
-        assert_ne!(last_error, "NULL", "#{n} after {fault:?}: no last_error");
-        assert_eq!(error, "NULL", "#{n} after {fault:?}: counted as failed");
-        let next: i64 = next_attempt
-            .parse()
-            .unwrap_or_else(|_| panic!("#{n} after {fault:?}: next_attempt {next_attempt:?}"));
-        assert!(
-            next > started,
-            "#{n} after {fault:?}: next_attempt {next} is not later"
-        );
-    }
+    assert_eq!(resolved(&env), BTreeSet::from([good]), "{}", out.dump());
+    assert_eq!(pending(&env), BTreeSet::from([bad]), "{}", out.dump());
+    let (attempts, last_error, next_attempt, error) = bookkeeping(&env, bad);
+    assert_eq!(attempts, 1, "#{bad} after {fault:?}");
+    assert_ne!(last_error, "NULL", "#{bad} after {fault:?}: no last_error");
+    assert_eq!(error, "NULL", "#{bad} after {fault:?}: counted as failed");
+    let next: i64 = next_attempt
+        .parse()
+        .unwrap_or_else(|_| panic!("#{bad} after {fault:?}: next_attempt {next_attempt:?}"));
+    assert!(
+        next > started,
+        "#{bad} after {fault:?}: next_attempt {next} is not later"
+    );
     // Never counted as failed: not by patina's count, not by the run.
     let status = status_json(&env);
-    assert_eq!(status["failed"], json!(0), "{status}");
-    assert_eq!(status["pending"], json!(faulted.len()), "{status}");
-    assert_eq!(out.summary().1, 0);
-    assert_eq!(run_states(&env), vec![("finished".to_string(), 0)]);
+    assert_eq!(status["failed"], json!(0), "{fault:?}: {status}");
+    assert_eq!(status["pending"], json!(1), "{fault:?}: {status}");
+    assert_eq!(out.summary().1, 0, "{fault:?}");
+    assert_eq!(
+        run_states(&env),
+        vec![("finished".to_string(), 0)],
+        "{fault:?}"
+    );
 
-    // Later, when they are due, a run resolves them.
-    env.execute(&format!(
-        "UPDATE forge_refs SET next_attempt = {} WHERE repo = '{FORGE}' AND resolved IS NULL",
-        unix_now() - 1
-    ));
+    // Later, when it is due (the run waits for it if need be), a run
+    // resolves it.
     forge.clear_log();
     let later = drain(&env, &forge, 100);
     later.ok();
     assert_eq!(pending(&env), BTreeSet::new(), "{}", later.dump());
     assert_eq!(
+        paths(&forge.requests()),
+        [issue_path(bad)],
+        "{fault:?}: asked once more"
+    );
+    assert_eq!(
         count(
             &env,
             "SELECT count(*) FROM forge_refs WHERE error IS NOT NULL"
         ),
-        0
+        0,
+        "{fault:?}"
     );
     assert_eq!(
         count(&env, "SELECT count(*) FROM forge_issues"),
-        faulted.len() as u64
+        1,
+        "{fault:?}"
     );
 }
 

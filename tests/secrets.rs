@@ -13,7 +13,6 @@
 //! guard kills and reaps each by its own PID when the test ends.
 
 mod drive;
-mod fakeforge;
 mod testenv;
 
 use std::fs;
@@ -311,7 +310,7 @@ fn no_mode_shows_the_token_anywhere_and_state_files_are_owner_only() {
     assert!(out.stdout.starts_with("Stopped PID "), "{}", out.dump());
     outputs.push(out);
     assert_eq!(
-        daemon.wait(Duration::from_secs(5)),
+        daemon.wait(PATIENCE),
         WaitStatus::Exited(Pid::from_raw(daemon.pid), 0)
     );
     forge.set_latency(Duration::ZERO);

@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 use crate::testenv::TestEnv;
 
+/// How long a process or a condition may take before the test calls it
+/// hung. Generous on purpose: the binaries are debug builds on a few busy
+/// cores, and this is a guard against hangs, not a claim about speed (those
+/// belong in `bench/`).
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
 /// What one run of the binary left behind (testenv's `Output` cannot be built
 /// outside its module, and runs with a token need their own environment).
 pub struct Ran {
@@ -225,6 +231,12 @@ impl Background {
         assert!(status.success(), "kill -{signal} {} failed", self.pid);
     }
 
+    /// What it has written to stderr so far (its log lines, e.g. `waiting
+    /// 1m: secondary rate limit` once it is in a long wait).
+    pub fn stderr_so_far(&self) -> String {
+        fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
     pub fn running(&mut self) -> bool {
         let child = self.child.as_mut().expect("not reaped yet");
         child.try_wait().expect("try_wait").is_none()
@@ -240,7 +252,7 @@ impl Background {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} still running after {timeout:?}",
+                "{} hangs: still running after {timeout:?}",
                 self.what
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -269,7 +281,10 @@ impl Drop for Background {
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "hangs: still waiting for {what} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

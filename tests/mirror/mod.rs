@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::fakeforge::{FakeForge, Item, Kind};
 use crate::testenv::{FORGE, query_db};
+use fakeforge::{FakeForge, Item, Kind};
 
 /// Where transferred issues go.
 pub const ELSEWHERE: &str = "acme/elsewhere";

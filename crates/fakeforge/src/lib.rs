@@ -9,7 +9,7 @@
 //! under `/api/v3`) or a Gitea / Forgejo (Gitea's own shapes under
 //! `/api/v1`): see `gitea.rs` for those flavours.
 //!
-//! Use it from an integration test with `mod fakeforge;`:
+//! Use it from an integration test (a dev-dependency of the root package):
 //!
 //! ```ignore
 //! let forge = FakeForge::start();                     // 127.0.0.1:<free port>
@@ -180,8 +180,6 @@
 //!   can do neither to a PR).
 //! - `/meta` is a small part of GitHub's (fingerprints and a few IP ranges).
 //!   What GHE and Gitea do that their flavours do not: see `gitea.rs`.
-
-#![allow(dead_code)]
 
 mod clock;
 mod gitea;

@@ -7,9 +7,9 @@ use serde_json::{Map, Value, json};
 
 use super::{Item, Kind};
 
-const ISSUE: &str = include_str!("../fixtures/issues__get.200.default.json");
-const PULL: &str = include_str!("../fixtures/pulls__get.200.default.json");
-const RATE: &str = include_str!("../fixtures/rate-limit__get.200.default.json");
+const ISSUE: &str = include_str!("../../../tests/fixtures/issues__get.200.default.json");
+const PULL: &str = include_str!("../../../tests/fixtures/pulls__get.200.default.json");
+const RATE: &str = include_str!("../../../tests/fixtures/rate-limit__get.200.default.json");
 
 /// The number used in the examples' URLs (`…/issues/1347`).
 const EXAMPLE_NUMBER: &str = "/1347";

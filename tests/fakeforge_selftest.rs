@@ -315,11 +315,48 @@ fn ghost_user_null_body_and_overrides() {
             .with_field("state_reason", Value::from("not_planned")),
     ]);
     let v = get(&f, "/repos/acme/widget/issues/1").json();
-    assert!(v["user"].is_null());
+    // GitHub's REST API names a deleted account's user `ghost`.
+    assert_eq!(v["user"]["login"], "ghost");
+    assert_eq!(v["user"]["id"], 10137);
+    assert_eq!(v["user"]["type"], "User");
     assert!(v.get("body").is_some_and(Value::is_null));
     let v = get(&f, "/repos/acme/widget/issues/2").json();
     assert!(v.get("body").is_none());
     assert_eq!(v["state_reason"], "not_planned");
+}
+
+/// A bot is `name[bot]` of type `Bot` in REST and a `Bot` named `name` in
+/// GraphQL; a deleted account is REST's `ghost` and GraphQL's `null`.
+#[test]
+fn bots_and_deleted_accounts_as_each_api_names_them() {
+    let f = forge_with([Item::pr(1, "Bump serde")
+        .author(Some("dependabot[bot]"))
+        .comment(
+            Some("github-actions[bot]"),
+            "Checks passed.",
+            "2024-01-01T00:00:00Z",
+        )
+        .comment(None, "Gone.", "2024-01-01T01:00:00Z")]);
+    let v = get(&f, "/repos/acme/widget/issues/1").json();
+    assert_eq!(v["user"]["login"], "dependabot[bot]");
+    assert_eq!(v["user"]["type"], "Bot");
+    let answer = graphql(
+        &f,
+        "query($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { \
+         issueOrPullRequest(number: 1) { ... on PullRequest { author { __typename login } \
+         comments(first: 5) { nodes { author { __typename login } } } } } } }",
+        serde_json::json!({"owner": "acme", "name": "widget"}),
+    )
+    .json();
+    let pr = &answer["data"]["repository"]["issueOrPullRequest"];
+    assert_eq!(
+        pr["author"],
+        serde_json::json!({"__typename": "Bot", "login": "dependabot"})
+    );
+    let comments = &pr["comments"]["nodes"];
+    assert_eq!(comments[0]["author"]["login"], "github-actions");
+    assert_eq!(comments[0]["author"]["__typename"], "Bot");
+    assert!(comments[1]["author"].is_null());
 }
 
 // ---- outcomes: 404, 410, 301 ------------------------------------------------------

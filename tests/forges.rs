@@ -111,15 +111,17 @@ fn assert_outcomes(env: &TestEnv) {
         env.query("SELECT number, state, approvals FROM forge_prs ORDER BY number"),
         [vec!["2", "merged", "2"], vec!["3", "closed", "0"]]
     );
+    // A deleted account is `ghost` on every forge, as GitHub's REST API
+    // names it.
     assert_eq!(
         one(env, "SELECT author FROM forge_issues WHERE number = 4"),
-        "NULL"
+        "ghost"
     );
     assert_eq!(
         env.query("SELECT number, author, body FROM forge_comments ORDER BY number, position"),
         [
             vec!["1", "ann", "Same here."],
-            vec!["1", "NULL", "Gone account."],
+            vec!["1", "ghost", "Gone account."],
             vec!["2", "bob", "LGTM"],
         ]
     );
@@ -316,6 +318,53 @@ fn github_enterprise_is_detected_and_paced_by_the_ledger_alone() {
     let status = status_json(&env);
     assert_eq!(status["forge_kind"], "github-enterprise");
     assert_eq!(status["api"], "graphql");
+}
+
+/// Most company servers run in private mode: `/api/v3/meta` is 401 without
+/// a token, like every other call. The 401 names the server's version
+/// (`x-github-enterprise-version`), which is enough to know the kind, and the
+/// token still goes only to a host whose kind is known.
+#[test]
+fn github_enterprise_in_private_mode_is_detected_without_sending_the_token() {
+    let forge = FakeForge::start_ghe();
+    forge.require_token(GHE_TOKEN);
+    forge.set_private_mode(true);
+    fill(&forge);
+    let env = project("ghe.example.com");
+    let token = [("GH_ENTERPRISE_TOKEN", GHE_TOKEN)];
+    let found = run(&env, &forge.url(), &token, &[]);
+    found.ok();
+    assert!(
+        found
+            .stderr
+            .contains("ghe.example.com is GitHub Enterprise"),
+        "{}",
+        found.dump()
+    );
+    let probes: Vec<Logged> = forge
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/meta") || r.path.ends_with("/version"))
+        .collect();
+    assert!(
+        probes
+            .iter()
+            .any(|r| r.path == "/api/v3/meta" && r.status == 401),
+        "{probes:?}"
+    );
+    assert!(
+        probes.iter().all(|r| r.header("authorization").is_none()),
+        "the token went to a host of unknown kind: {probes:?}"
+    );
+    run(
+        &env,
+        &forge.url(),
+        &token,
+        &["--limit", "1000", "--delay", "10ms"],
+    )
+    .ok();
+    assert_outcomes(&env);
+    assert_eq!(status_json(&env)["forge_kind"], "github-enterprise");
 }
 
 #[test]

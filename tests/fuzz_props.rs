@@ -362,7 +362,7 @@ type Fields = (
     Option<String>,
     bool,
     Vec<String>,
-    Option<String>,
+    String,
     String,
     String,
     String,
@@ -425,8 +425,13 @@ fn good_issue() -> impl Strategy<Value = (Value, Fields)> {
                     Kind::Pr { merged_at: MergedAt::Unknown }
                 }
             };
-            // An empty body is stored as none, as patina shows it.
+            // An empty body is stored as none, as patina shows it; labels
+            // in name order, once each; a deleted account as `ghost`.
             let body = body.filter(|b| !b.is_empty());
+            let mut labels = labels;
+            labels.sort();
+            labels.dedup();
+            let author = author.unwrap_or_else(|| "ghost".to_string());
             (v, (number, kind, title, body, open, labels, author, at.clone(), at, url))
         })
 }

@@ -240,7 +240,7 @@ fn a_mixed_batch_is_stored_exactly_with_its_discussion() {
         env.query("SELECT number, state, labels, author, body FROM forge_issues ORDER BY number"),
         [
             vec!["1", "open", r#"["bug","parser"]"#, "octocat", "Body of #1."],
-            vec!["5", "open", "[]", "NULL", "NULL"],
+            vec!["5", "open", "[]", "ghost", "NULL"],
         ]
     );
     assert_eq!(
@@ -274,7 +274,7 @@ fn a_mixed_batch_is_stored_exactly_with_its_discussion() {
         env.query("SELECT number, position, author, body, created_at FROM forge_comments ORDER BY number, position"),
         [
             vec!["1", "0", "ann", "Seen it too.", "2020-01-02T00:00:00Z"],
-            vec!["1", "1", "NULL", "From a deleted account.", "2020-01-03T00:00:00Z"],
+            vec!["1", "1", "ghost", "From a deleted account.", "2020-01-03T00:00:00Z"],
             vec!["4", "0", "bob", "LGTM", "2020-01-20T00:00:00Z"],
             vec!["4", "1", "carol", "Ship it\nnow", "2020-01-21T00:00:00Z"],
         ]
@@ -286,7 +286,7 @@ fn a_mixed_batch_is_stored_exactly_with_its_discussion() {
     assert_eq!(pr["linked_issues"], json!([1]));
     assert_eq!(pr["comments"], "bob: LGTM\ncarol: Ship it\nnow");
     let orphan = event(&env, 5);
-    assert_eq!(orphan["author"], Value::Null);
+    assert_eq!(orphan["author"], "ghost");
     assert_eq!(orphan["body"], Value::Null);
     assert_eq!(one(&env, "SELECT count(*) FROM eventlog"), "5");
     // Missing and deleted: settled as failed, with why.

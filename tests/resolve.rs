@@ -281,7 +281,8 @@ fn moved_url() -> String {
 fn assert_every_outcome(env: &TestEnv, forge: &FakeForge) {
     let web = |kind: &str, n: u64| format!("https://github.com/{FORGE}/{kind}/{n}");
 
-    // forge_issues: state, labels as a JSON array of names, author or NULL.
+    // forge_issues: state, labels as a JSON array of names, author (`ghost`
+    // for a deleted account).
     let issues = env.query(
         "SELECT number, title, body, state, labels, author, created_at, updated_at, url \
          FROM forge_issues ORDER BY number",
@@ -305,7 +306,7 @@ fn assert_every_outcome(env: &TestEnv, forge: &FakeForge) {
             "NULL".into(),
             "closed".into(),
             "[]".into(),
-            "NULL".into(),
+            "ghost".into(),
             default_created(2),
             forge.get(FORGE, 2).unwrap().updated_at,
             web("issues", 2),

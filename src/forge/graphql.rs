@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decode::{believable_reset, describe};
-use crate::item::{Comment, Details, Item, Kind, MAX_NUMBER, MergedAt};
+use crate::item::{Actor, Comment, Details, Item, Kind, MAX_NUMBER, MergedAt};
 
 /// The most numbers one query asks for. GitHub's node limit allows far
 /// more; what bounds a batch is its answer time (GitHub gives up at 10 s).
@@ -33,9 +33,9 @@ pub const CLOSING: u32 = 25;
 /// point apiece, so a full batch costs a few points.
 fn fragment() -> String {
     let common = format!(
-        "number title body url createdAt updatedAt closedAt author {{ login }} \
+        "number title body url createdAt updatedAt closedAt author {{ __typename login }} \
          labels(first: {LABELS}) {{ nodes {{ name }} }} \
-         comments(first: {COMMENTS}) {{ totalCount nodes {{ id author {{ login }} body createdAt }} }}"
+         comments(first: {COMMENTS}) {{ totalCount nodes {{ id author {{ __typename login }} body createdAt }} }}"
     );
     format!(
         "fragment item on IssueOrPullRequest {{\n  __typename\n  \
@@ -266,9 +266,25 @@ struct RawNode {
     closing_issues_references: Option<Nodes<Closing>>,
 }
 
+/// An `Actor`: a `User`, `Bot`, `Organization`, `Mannequin` or
+/// `EnterpriseUserAccount`.
 #[derive(Deserialize)]
 struct Login {
+    #[serde(default, rename = "__typename")]
+    typename: Option<String>,
     login: String,
+}
+
+impl Login {
+    /// GraphQL names a bot without the `[bot]` of its login and a deleted
+    /// account `null`; [`Actor::login`] spells both as REST does.
+    fn actor(login: Option<Self>) -> Actor {
+        match login {
+            None => Actor::Deleted,
+            Some(l) if l.typename.as_deref() == Some("Bot") => Actor::Bot(l.login),
+            Some(l) => Actor::Account(l.login),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -334,7 +350,7 @@ impl RawNode {
                 .flatten()
                 .map(|c| Comment {
                     id: c.id,
-                    author: c.author.map(|a| a.login),
+                    author: Login::actor(c.author).login(),
                     body: c.body,
                     created_at: c.created_at,
                 })
@@ -394,8 +410,7 @@ impl RawNode {
             number,
             kind,
             title: self.title,
-            // GraphQL's body is never null: an empty one is REST's null.
-            body: self.body.filter(|b| !b.is_empty()),
+            body: self.body,
             open,
             labels: self
                 .labels
@@ -405,14 +420,15 @@ impl RawNode {
                 .flatten()
                 .map(|l| l.name)
                 .collect(),
-            author: self.author.map(|a| a.login),
+            author: Login::actor(self.author).login(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             closed_at: self.closed_at,
             url: self.url,
             details: Some(details),
             listed_comments: None,
-        })
+        }
+        .spelled())
     }
 }
 
@@ -471,7 +487,7 @@ mod tests {
             "createdAt": "2020-01-01T00:00:00Z", "updatedAt": "2020-01-02T00:00:00Z",
             "author": null, "labels": {"nodes": [{"name": "bug"}]},
             "comments": {"totalCount": 30, "nodes": [
-                {"id": "IC_1", "author": {"login": "ann"}, "body": "LGTM", "createdAt": "2020-01-01T01:00:00Z"},
+                {"id": "IC_1", "author": {"__typename": "Bot", "login": "github-actions"}, "body": "LGTM", "createdAt": "2020-01-01T01:00:00Z"},
                 {"id": "IC_2", "author": null, "body": "x", "createdAt": "2020-01-01T02:00:00Z"}]},
             "prState": state, "merged": state == "MERGED", "mergedAt": merged_at,
             "reviews": {"totalCount": 2},
@@ -510,18 +526,19 @@ mod tests {
         let get = |n: u32| &batch.results.iter().find(|(m, _)| *m == n).unwrap().1;
         let Node::Found(issue) = get(1) else { panic!() };
         assert_eq!(issue.state(), "closed");
-        assert_eq!(issue.author.as_deref(), Some("bob"));
+        assert_eq!(issue.author, "bob");
         let Node::Found(merged) = get(2) else {
             panic!()
         };
         assert_eq!(merged.state(), "merged");
         assert_eq!(merged.body, None);
-        assert_eq!(merged.author, None);
+        assert_eq!(merged.author, crate::item::GHOST);
         let details = merged.details.as_ref().unwrap();
         assert_eq!(details.approvals, Some(2));
         assert_eq!(details.linked_issues.as_deref(), Some(&[3, 9][..]));
         assert_eq!(details.comment_count, 30);
-        assert_eq!(details.comments[1].author, None);
+        assert_eq!(details.comments[0].author, "github-actions[bot]");
+        assert_eq!(details.comments[1].author, crate::item::GHOST);
         let Node::Found(closed) = get(3) else {
             panic!()
         };

@@ -122,7 +122,9 @@ pub struct Detected {
 
 /// Asks `host` what it is: `GET {base}/version` (Gitea), then
 /// `GET {base}/meta` (GitHub and GitHub Enterprise), at the bases given
-/// (`--api-url`) or the default ones. No token is sent: both are public.
+/// (`--api-url`) or the default ones. No token is sent: both are public,
+/// and a GitHub Enterprise server in private mode, which refuses even
+/// `/meta` without one, names itself in the refusal's headers.
 /// `wait` is called before each request (the pace ledger's turn).
 pub fn detect(
     host: &str,
@@ -152,10 +154,19 @@ pub fn detect(
             }
         };
         heard.push(format!("{url}: {}", reply.status));
+        let base = base.as_str().trim_end_matches('/').to_owned();
+        // Every answer of GitHub Enterprise Server names its version, the
+        // 401 of a server in private mode too (most company servers): the
+        // kind is known without ever sending the token to an unknown host.
+        if probe == "meta" && reply.header(ENTERPRISE_VERSION).is_some() {
+            return Ok(Detected {
+                kind: ForgeKind::GithubEnterprise,
+                base,
+            });
+        }
         if !reply.status.is_success() {
             continue;
         }
-        let base = base.as_str().trim_end_matches('/').to_owned();
         match probe {
             "version" if serde_json::from_slice::<Version>(&reply.body).is_ok() => {
                 return Ok(Detected {
@@ -182,6 +193,9 @@ pub fn detect(
         heard.join("; ")
     ))
 }
+
+/// The header on every answer of GitHub Enterprise Server.
+const ENTERPRISE_VERSION: &str = "x-github-enterprise-version";
 
 fn base_url(text: &str) -> Result<Url> {
     let mut url = Url::parse(text)?;

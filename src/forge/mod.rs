@@ -12,6 +12,7 @@ pub mod token;
 use serde::{Deserialize, Deserializer};
 
 use self::decode::describe;
+use crate::item::Actor;
 // The stored shape lives below the forge, where the store can see it; these
 // paths stay the ones the drain, the tests and the fuzz targets name.
 pub use crate::item::{Comment, Details, Item, Kind, MAX_NUMBER, MergedAt};
@@ -70,13 +71,21 @@ struct RawUser {
     login: String,
     #[serde(default)]
     id: Option<i64>,
+    /// GitHub's `User`, `Bot`, `Organization` or `Mannequin`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
 }
 
 impl RawUser {
-    /// The login, or `None` for a deleted account: GitHub sends `null`,
-    /// Gitea its ghost user (id -1).
-    fn login(self) -> Option<String> {
-        (self.id != Some(-1)).then_some(self.login)
+    /// Who it is. GitHub sends a deleted account as `ghost` (or `null`),
+    /// Gitea as its ghost user (id -1).
+    fn actor(user: Option<Self>) -> Actor {
+        match user {
+            None => Actor::Deleted,
+            Some(user) if user.id == Some(-1) => Actor::Deleted,
+            Some(user) if user.kind.as_deref() == Some("Bot") => Actor::Bot(user.login),
+            Some(user) => Actor::Account(user.login),
+        }
     }
 }
 
@@ -122,8 +131,7 @@ impl RawIssue {
             number,
             kind,
             title: self.title,
-            // Gitea sends an empty body as "", GitHub as null.
-            body: self.body.filter(|b| !b.is_empty()),
+            body: self.body,
             open,
             labels: self
                 .labels
@@ -133,14 +141,15 @@ impl RawIssue {
                     RawLabel::Object { name } => name,
                 })
                 .collect(),
-            author: self.user.and_then(RawUser::login),
+            author: RawUser::actor(self.user).login(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             closed_at: self.closed_at,
             url: self.html_url,
             details: None,
             listed_comments: self.comments,
-        })
+        }
+        .spelled())
     }
 }
 
@@ -161,9 +170,9 @@ pub fn comments_from_gitea(json: &[u8]) -> Result<Vec<Comment>, String> {
         .take(graphql::COMMENTS as usize)
         .map(|c| Comment {
             id: c.id.to_string(),
-            author: c.user.and_then(RawUser::login),
+            author: RawUser::actor(c.user).login(),
             body: c.body,
-            created_at: c.created_at,
+            created_at: crate::item::utc_seconds(c.created_at),
         })
         .collect())
 }
@@ -187,7 +196,7 @@ pub fn merged_at_from_pull(json: &[u8]) -> Result<Option<String>, String> {
         merged_at: Option<String>,
     }
     let raw: RawPull = serde_json::from_slice(json).map_err(|e| describe(&e))?;
-    Ok(raw.merged_at)
+    Ok(raw.merged_at.map(crate::item::utc_seconds))
 }
 
 #[cfg(test)]
@@ -204,7 +213,7 @@ mod tests {
         .unwrap();
         assert_eq!(issue.number, 1347);
         assert_eq!(issue.labels, ["bug"]);
-        assert_eq!(issue.author.as_deref(), Some("octocat"));
+        assert_eq!(issue.author, "octocat");
         // The example's pull_request object has no merged_at: we must ask.
         assert_eq!(
             issue.kind,
@@ -233,9 +242,21 @@ mod tests {
             "pull_request": {"merged_at": null}}"#;
         let item = Item::from_github(json).unwrap();
         assert_eq!(item.body, None);
-        assert_eq!(item.author, None);
-        assert_eq!(item.labels, ["plain", "obj"]);
+        assert_eq!(item.author, crate::item::GHOST);
+        assert_eq!(item.labels, ["obj", "plain"]);
         assert_eq!(item.state(), "closed");
+        let by_a_bot = String::from_utf8_lossy(json).replace(
+            r#""user": null"#,
+            r#""user": {"login": "dependabot[bot]", "id": 49699333, "type": "Bot"}"#,
+        );
+        let item = Item::from_github(by_a_bot.as_bytes()).unwrap();
+        assert_eq!(item.author, "dependabot[bot]");
+        let by_ghost = String::from_utf8_lossy(json).replace(
+            r#""user": null"#,
+            r#""user": {"login": "ghost", "id": 10137, "type": "User"}"#,
+        );
+        let item = Item::from_github(by_ghost.as_bytes()).unwrap();
+        assert_eq!(item.author, crate::item::GHOST);
         let merged = String::from_utf8_lossy(json).replace(
             r#""merged_at": null"#,
             r#""merged_at": "2020-01-02T00:00:00Z""#,
@@ -256,19 +277,24 @@ mod tests {
             "pull_request": {"merged": true, "merged_at": "2024-01-02T00:00:00Z"}}"#;
         let item = Item::from_github(json).unwrap();
         assert_eq!(item.state(), "merged");
-        assert_eq!(item.author, None, "Gitea's ghost is a deleted account");
+        assert_eq!(
+            item.author,
+            crate::item::GHOST,
+            "Gitea's ghost is a deleted account"
+        );
         assert_eq!(item.body, None);
         assert_eq!(item.labels, ["bug"]);
         assert_eq!(item.listed_comments, Some(2));
         let comments = comments_from_gitea(
             br#"[{"id": 11, "user": {"id": 2, "login": "ann"}, "body": "ok",
-                 "created_at": "2024-01-01T01:00:00Z"},
+                 "created_at": "2024-01-01T09:00:00+08:00"},
                 {"id": 12, "user": {"id": -1, "login": "Ghost"}, "body": "x",
                  "created_at": "2024-01-01T02:00:00Z"}]"#,
         )
         .unwrap();
         assert_eq!(comments[0].id, "11");
-        assert_eq!(comments[1].author, None);
+        assert_eq!(comments[0].created_at, "2024-01-01T01:00:00Z");
+        assert_eq!(comments[1].author, crate::item::GHOST);
         let approvals = approvals_from_gitea(
             br#"[{"state": "APPROVED"}, {"state": "REQUEST_CHANGES"}, {"state": "APPROVED"},
                 {"state": "COMMENT"}]"#,

@@ -237,14 +237,18 @@ pub fn assert_mirrors(
         let Some((repo, item)) = answering(forge, *n, e) else {
             continue;
         };
-        let labels = serde_json::to_string(&item.labels).unwrap();
+        // Stored in name order, whatever order the forge sent.
+        let mut labels = item.labels.clone();
+        labels.sort_by_key(|l| (l.to_lowercase(), l.clone()));
+        let labels = serde_json::to_string(&labels).unwrap();
         let common = vec![
             n.to_string(),
             item.title.clone(),
             text(item.body.as_deref()),
             patina_state(&item).to_string(),
             labels,
-            text(item.author.as_deref()),
+            // A deleted account is `ghost`, as GitHub's REST API names it.
+            item.author.clone().unwrap_or_else(|| "ghost".to_string()),
             item.created_at.clone(),
         ];
         let url = web_url(&repo, &item);

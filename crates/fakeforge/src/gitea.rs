@@ -26,7 +26,8 @@
 //! ```
 //!
 //! The probes are answered without a token even under `require_token` (a
-//! wrong token is still 401). `set_server_version` changes "3.12.0" /
+//! wrong token is still 401), except by a GHE in private mode
+//! (`set_private_mode`), which refuses them with 401 like everything else. `set_server_version` changes "3.12.0" /
 //! "1.21.11" (e.g. `"7.0.5+gitea-1.21.11"` for a Forgejo).
 //!
 //! # GitHub Enterprise (`Flavour::GitHubEnterprise`)
@@ -193,6 +194,9 @@ pub(super) struct Knobs {
     rate_limiting: bool,
     /// GHE's `installed_version`, Gitea's `version`.
     pub(super) version: String,
+    /// GHE's private mode: with `require_token`, the probe is refused
+    /// without a token too.
+    pub(super) private_mode: bool,
 }
 
 impl Knobs {
@@ -204,6 +208,7 @@ impl Knobs {
                 _ => GHE_VERSION,
             }
             .to_string(),
+            private_mode: false,
         }
     }
 }
@@ -245,6 +250,18 @@ impl FakeForge {
         self.state().flavoured.rate_limiting = on;
     }
 
+    /// GHE's private mode, as most company servers run: every API call
+    /// without a token is 401, `GET /api/v3/meta` included (each answer,
+    /// the 401s too, still carries `x-github-enterprise-version`). Takes
+    /// effect with `require_token`.
+    pub fn set_private_mode(&self, on: bool) {
+        assert!(
+            self.shared.flavour == Flavour::GitHubEnterprise,
+            "private mode is GitHub Enterprise's"
+        );
+        self.state().flavoured.private_mode = on;
+    }
+
     /// GHE's `installed_version` (and `x-github-enterprise-version`), or
     /// Gitea's `version`; defaults "3.12.0" and "1.21.11".
     pub fn set_server_version(&self, version: &str) {
@@ -282,7 +299,10 @@ pub(super) fn view(flavour: Flavour, request: &Request) -> Cow<'_, Request> {
 }
 
 /// A "what is this host" probe, answered without a token.
-pub(super) fn is_probe(flavour: Flavour, view: &Request) -> bool {
+pub(super) fn is_probe(flavour: Flavour, st: &State, view: &Request) -> bool {
+    if st.flavoured.private_mode {
+        return false;
+    }
     let probe = match flavour {
         Flavour::Gitea => "/version",
         _ => "/meta",

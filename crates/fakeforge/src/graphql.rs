@@ -22,7 +22,7 @@
 //!              issueOrPullRequest(number: Int!): IssueOrPullRequest (union)
 //!              issue(number: Int!): Issue   pullRequest(number: Int!): PullRequest
 //! Issue        id databaseId number title body(String!: null → "") url createdAt updatedAt closedAt closed
-//!              state: IssueState (OPEN CLOSED)  stateReason (COMPLETED when closed)  author: Actor (User { login })
+//!              state: IssueState (OPEN CLOSED)  stateReason (COMPLETED when closed)  author: Actor (User { login }, Bot { login }: a REST `name[bot]` is Bot `name`)
 //!              labels(first, after): LabelConnection  comments(first, after): IssueCommentConnection!
 //!              repository: Repository!
 //! PullRequest  the same, with state: PullRequestState (OPEN CLOSED MERGED), merged mergedAt isDraft,
@@ -1489,6 +1489,7 @@ static TYPE_NAMES: &[&str] = &[
     "RepositoryOwner",
     "Organization",
     "User",
+    "Bot",
     "Actor",
     "IssueOrPullRequest",
     "Issue",
@@ -1524,8 +1525,8 @@ fn type_def(name: &str) -> Option<Def> {
         "RateLimit" => Def::Object(RATE_LIMIT),
         "Repository" => Def::Object(REPOSITORY),
         "RepositoryOwner" => Def::Interface(LOGIN, &["Organization", "User"]),
-        "Organization" | "User" => Def::Object(LOGIN),
-        "Actor" => Def::Interface(LOGIN, &["User"]),
+        "Organization" | "User" | "Bot" => Def::Object(LOGIN),
+        "Actor" => Def::Interface(LOGIN, &["User", "Bot"]),
         "IssueOrPullRequest" => Def::Union(&["Issue", "PullRequest"]),
         "Issue" => Def::Object(ISSUE),
         "PullRequest" => Def::Object(PULL_REQUEST),
@@ -2954,6 +2955,8 @@ enum Obj<'a> {
     Repository(At<'a>),
     Owner(String),
     User(String),
+    /// A GitHub App's bot, its login without the `[bot]` REST adds.
+    Bot(String),
     Item(At<'a>, Box<Item>),
     Label(String),
     Comment {
@@ -2994,6 +2997,7 @@ impl Obj<'_> {
             Obj::Repository(_) => "Repository",
             Obj::Owner(_) => "Organization",
             Obj::User(_) => "User",
+            Obj::Bot(_) => "Bot",
             Obj::Item(_, item) if item.is_pr() => "PullRequest",
             Obj::Item(..) => "Issue",
             Obj::Label(_) => "Label",
@@ -3039,9 +3043,14 @@ fn leaf_str(text: impl Into<String>) -> Resolved<'static> {
     Resolved::Leaf(s(text))
 }
 
+/// GraphQL answers a deleted account with `null`, and a bot (whose REST
+/// login is `name[bot]`) as a `Bot` named without the suffix.
 fn author(login: Option<&str>) -> Resolved<'static> {
     match login {
-        Some(l) => Resolved::One(Obj::User(l.to_string())),
+        Some(l) => match l.strip_suffix("[bot]") {
+            Some(name) => Resolved::One(Obj::Bot(name.to_string())),
+            None => Resolved::One(Obj::User(l.to_string())),
+        },
         None => Resolved::Null,
     }
 }
@@ -3159,7 +3168,7 @@ impl<'a> Exec<'a> {
                     }
                 }
             },
-            Obj::Owner(login) | Obj::User(login) => leaf_str(login.as_str()),
+            Obj::Owner(login) | Obj::User(login) | Obj::Bot(login) => leaf_str(login.as_str()),
             Obj::Item(at, item) => self.item_field(at, item, f),
             Obj::Label(label) => leaf_str(label.as_str()),
             Obj::Comment {
@@ -3262,7 +3271,12 @@ impl<'a> Exec<'a> {
             "author" => author(item.author.as_deref()),
             "repository" => Resolved::One(Obj::Repository(at.clone())),
             "labels" => {
-                let all = item.labels.iter().map(|l| Obj::Label(l.clone())).collect();
+                // Nothing promises that GitHub's two APIs name an item's
+                // labels in the same order: REST here gives them as added,
+                // GraphQL by name, so no client can come to rely on either.
+                let mut names = item.labels.clone();
+                names.sort();
+                let all = names.into_iter().map(Obj::Label).collect();
                 self.connection("LabelConnection", all, f)
             }
             "comments" => {
@@ -3374,6 +3388,7 @@ impl<'a> Obj<'a> {
             Obj::Repository(at) => Obj::Repository(at.clone()),
             Obj::Owner(l) => Obj::Owner(l.clone()),
             Obj::User(l) => Obj::User(l.clone()),
+            Obj::Bot(l) => Obj::Bot(l.clone()),
             Obj::Item(at, item) => Obj::Item(at.clone(), item.clone()),
             Obj::Label(l) => Obj::Label(l.clone()),
             Obj::Comment {

@@ -230,7 +230,9 @@ pub struct Item {
     /// "open" or "closed".
     pub state: String,
     pub labels: Vec<String>,
-    /// `None` is a deleted account: `"user": null`.
+    /// `None` is a deleted account: REST's user `ghost`, GraphQL's `null`.
+    /// A login ending in `[bot]` is a bot: REST's `type: "Bot"`, GraphQL's
+    /// `Bot` named without the suffix.
     pub author: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -351,7 +353,8 @@ impl Item {
         self
     }
 
-    /// `None`: the author's account was deleted (`"user": null`).
+    /// `None`: the author's account was deleted (REST's user `ghost`,
+    /// GraphQL's `null`); `name[bot]`: a GitHub App's bot.
     pub fn author(mut self, login: Option<&str>) -> Item {
         self.author = login.map(str::to_string);
         self
@@ -1423,7 +1426,7 @@ impl Shared {
         }
         if let Some(token) = &st.token
             && !authorized(request.header("authorization"), token)
-            && !(gitea::is_probe(self.flavour, request)
+            && !(gitea::is_probe(self.flavour, st, request)
                 && request.header("authorization").is_none())
         {
             let response = self.unauthorized(request);

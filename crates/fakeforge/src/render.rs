@@ -70,17 +70,23 @@ impl Templates {
         }
     }
 
-    /// A user object for `login`; a deleted account ("ghost") is `null`.
+    /// A user object for `login`, as GitHub's REST API sends it: a deleted
+    /// account (`None`) is its user `ghost`, a login ending in `[bot]` is
+    /// of type `Bot`.
     pub fn user(&self, login: Option<&str>) -> Value {
-        let Some(login) = login else {
-            return Value::Null;
+        let (login, id) = match login {
+            Some(login) => (login, small_id(login)),
+            None => ("ghost", 10137),
         };
         let mut user = self.user.clone();
         map_strings(&mut user, &|s| {
             s.contains("octocat").then(|| s.replace("octocat", login))
         });
         user["login"] = json!(login);
-        user["id"] = json!(small_id(login));
+        user["id"] = json!(id);
+        if login.ends_with("[bot]") {
+            user["type"] = json!("Bot");
+        }
         user
     }
 

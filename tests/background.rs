@@ -1482,3 +1482,69 @@ fn sigterm_while_the_first_404_is_in_flight_ends_the_run_interrupted_with_exit_0
     let c = db_counts(&env);
     assert_eq!((c.pending, c.failed), (0, 2), "{c:?}");
 }
+
+// ---- a forge that cannot be reached: a quick, final answer -----------------------------
+
+/// An address where nothing listens: bound, then let go.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// On a dead network the foreground run ends after three tries with one line
+/// that names the cause and says nothing is lost, without blaming any ref;
+/// a background sync tries four times and ends too, so that timers do not
+/// pile up. (How long each takes is in BENCHMARKS.md, not asserted here.)
+#[test]
+fn a_forge_that_cannot_be_reached_ends_the_run_with_one_line_and_loses_nothing() {
+    let env = TestEnv::with_origin();
+    env.commit("fix: parser (#1)");
+    env.commit("docs (#2)");
+    env.run(["--offline"]).assert_success();
+    let api = closed_port();
+    env.set_api_url(&api);
+    let host = api.trim_start_matches("http://");
+
+    let out = env.run(["--limit", "1", "--delay", DELAY]);
+    assert_eq!(out.code, Some(1), "{}", dump(&out));
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: cannot reach {host} after 3 tries ("))
+            && last.ends_with("; nothing is lost; 2 refs left pending for the next run"),
+        "{}",
+        dump(&out)
+    );
+    for n in 1..=3 {
+        assert!(
+            out.stderr.contains(&format!("(try {n} of 3)")),
+            "{}",
+            dump(&out)
+        );
+    }
+    // No ref was asked: none carries an attempt or a retry time.
+    assert_eq!(
+        env.query("SELECT ref_number, attempts, next_attempt, resolved FROM forge_refs ORDER BY 1"),
+        [["1", "0", "NULL", "NULL"], ["2", "0", "NULL", "NULL"]]
+    );
+
+    let mut daemon = start_sync(&env, &[]);
+    let ended = daemon.wait(PATIENCE);
+    assert_eq!(ended, WaitStatus::Exited(Pid::from_raw(daemon.pid), 1));
+    let log = log_lines(&env).join("\n");
+    assert!(log.contains("(try 4 of 4)"), "{log}");
+    assert!(
+        log.contains(&format!("cannot reach {host} after 4 tries")),
+        "{log}"
+    );
+    let v = status(&env);
+    assert_eq!(last_run_state(&v), "failed", "{v}");
+    assert!(
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach")),
+        "{v}"
+    );
+    assert_eq!(counts_of(&v).pending, 2, "{v}");
+}

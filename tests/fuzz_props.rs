@@ -667,6 +667,8 @@ fn check_answer(r: &Reply, kind: ForgeKind) -> Result<(), TestCaseError> {
         (Answer::Moved(_), s) => prop_assert!([301, 302, 307, 308].contains(&s)),
         (Answer::Limited(_) | Answer::Denied(_), s) => prop_assert!([401, 403, 429].contains(&s)),
         (Answer::Transient(_), _) => {}
+        // Made only when no connection was: never from an answer.
+        (Answer::Unreachable(_), s) => prop_assert!(false, "a {} answer taken as unreachable", s),
     }
     // A limit never asks for a wait in the past.
     if let Answer::Limited(Limit::Primary { reset }) = answer {

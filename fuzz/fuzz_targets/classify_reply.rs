@@ -58,6 +58,8 @@ fuzz_target!(|data: &[u8]| {
             Answer::Moved(_) => [301, 302, 307, 308].contains(&status),
             Answer::Limited(_) | Answer::Denied(_) => [401, 403, 429].contains(&status),
             Answer::Transient(_) => true,
+            // Made only when no connection was: never from an answer.
+            Answer::Unreachable(_) => false,
         };
         assert!(ok, "{status} classified as {answer:?}");
     }

@@ -40,13 +40,17 @@ impl Drain<'_> {
         self.summary.requests += 1;
         match request(self.forge) {
             Ok(fetched) => {
+                self.unreachable_in_a_row = 0;
                 if let (Some(rate), true) = (fetched.rate, budget) {
                     self.pace.budget(rate.remaining, rate.reset)?;
                 }
                 Ok(Some(fetched))
             }
             Err(e) => Ok(Some(Fetched {
-                answer: Answer::Transient(format!("{e:#}")),
+                answer: match crate::forge::http::unreachable(&e) {
+                    Some(cause) => Answer::Unreachable(cause.to_string()),
+                    None => Answer::Transient(format!("{e:#}")),
+                },
                 status: 0,
                 body: Vec::new(),
                 etag: None,
@@ -88,6 +92,19 @@ impl Drain<'_> {
                 self.record_requests(Some(why))?;
                 bail!("{why}")
             }
+            Answer::Unreachable(why) => {
+                // Nothing reached the forge: no ref's attempt is counted,
+                // and the run ends soon (`given_up`), losing nothing.
+                self.unreachable_in_a_row += 1;
+                self.record_requests(Some(why))?;
+                self.failed(why)?;
+                self.progress.log(&format!(
+                    "cannot reach the forge: {why} (try {} of {})",
+                    self.unreachable_in_a_row,
+                    self.unreachable_tries()
+                ));
+                Ok(true)
+            }
             Answer::Transient(why) => {
                 self.record_failure(number, why)?;
                 self.failed(why)?;
@@ -104,7 +121,10 @@ impl Drain<'_> {
     pub(super) fn failed(&mut self, why: &str) -> Result<()> {
         self.failures_in_a_row += 1;
         self.last_failure = Some(why.to_owned());
-        let backoff = Duration::from_secs(1 << self.failures_in_a_row.min(6));
+        // 2, 4, 8 … s; on a dead network 1, 2, 4 … s, which the run does
+        // not outlast for long (`unreachable_tries`).
+        let shift = self.failures_in_a_row.min(6) - u32::from(self.unreachable_in_a_row > 0);
+        let backoff = Duration::from_secs(1 << shift);
         self.pace
             .hold_until(SystemTime::now() + backoff, "backing off after a failure")?;
         Ok(())
@@ -115,6 +135,7 @@ impl Drain<'_> {
     /// does not decode is a failure, not a success.
     pub(super) fn succeeded(&mut self) -> Result<()> {
         self.failures_in_a_row = 0;
+        self.unreachable_in_a_row = 0;
         self.last_failure = None;
         if self.limited {
             self.pace.success()?;
@@ -147,8 +168,8 @@ impl Drain<'_> {
                     Err(why) => self.common(&Answer::Transient(why), None)?,
                 },
             };
-            if dealt_with && self.given_up("").is_some() {
-                bail!("cannot {what}: the forge keeps failing");
+            if let (true, Some(why)) = (dealt_with, self.given_up("")) {
+                bail!("cannot {what}: {why}");
             }
         }
     }

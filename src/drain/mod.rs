@@ -138,6 +138,10 @@ struct Drain<'a> {
     backlog: Backlog,
     failures_in_a_row: u32,
     last_failure: Option<String>,
+    /// Connections that could not be made, in a row (see `unreachable_tries`).
+    unreachable_in_a_row: u32,
+    /// In the background (`--sync`), where nobody waits for the answer.
+    background: bool,
     /// The repository was seen to exist, so a 404 is about the number.
     repo_confirmed: bool,
     /// A secondary limit was met; the next success lifts its backoff.
@@ -174,6 +178,8 @@ pub fn drain(
         backlog,
         failures_in_a_row: 0,
         last_failure: None,
+        unreachable_in_a_row: 0,
+        background: options.mode == "sync",
         repo_confirmed: false,
         limited: false,
     };
@@ -247,9 +253,26 @@ impl Drain<'_> {
         }
     }
 
+    /// How many connections in a row may fail before the run ends: on a
+    /// dead network a foreground run answers within seconds (1 s and 2 s
+    /// between the three tries) and a background one within a minute, so
+    /// that timers do not pile up.
+    fn unreachable_tries(&self) -> u32 {
+        if self.background { 4 } else { 3 }
+    }
+
     /// Why to stop, once the forge failed too often in a row (`doing`
     /// says what was under way, as " while …").
     fn given_up(&self, doing: &str) -> Option<String> {
+        if self.unreachable_in_a_row >= self.unreachable_tries() {
+            let cause = self.last_failure.as_deref().unwrap_or("unknown");
+            let cause = cause.strip_prefix("cannot connect: ").unwrap_or(cause);
+            return Some(format!(
+                "cannot reach {} after {} tries ({cause}){doing}; nothing is lost",
+                self.forge.host_key(),
+                self.unreachable_in_a_row
+            ));
+        }
         (self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW).then(|| {
             format!(
                 "the forge failed {MAX_FAILURES_IN_A_ROW} times in a row{doing} (last: {})",

@@ -35,6 +35,9 @@ pub enum Answer {
     Denied(String),
     /// Anything else (5xx, a 4xx we do not expect): try again later.
     Transient(String),
+    /// No connection could be made (name resolution, refused, TLS): no
+    /// request reached the forge, so no ref is to blame.
+    Unreachable(String),
 }
 
 /// Which rate limit an answer hit: it decides how long to wait.

@@ -24,6 +24,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Asking a host what it is should not hang a run for long.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// No connection could be made: the name did not resolve, the host
+/// refused, or TLS failed. The network or the host is down, not the request,
+/// and asking again at once will not help.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// Whether `e` is a connection that could not be made ([`Unreachable`]).
+pub fn unreachable(e: &anyhow::Error) -> Option<&Unreachable> {
+    e.chain()
+        .find_map(|cause| cause.downcast_ref::<Unreachable>())
+}
+
 /// The HTTP client of one API base, with its credential.
 pub struct Http {
     client: Client,
@@ -127,7 +147,15 @@ impl Http {
     }
 
     fn send(&self, request: RequestBuilder) -> Result<Reply> {
-        let response = request.send().map_err(|e| anyhow::anyhow!(describe(&e)))?;
+        let response = request.send().map_err(|e| {
+            // A connect timeout is a host that does not answer: unreachable
+            // too. A timeout after connecting is the request's.
+            if e.is_connect() {
+                anyhow::Error::new(Unreachable(describe(&e)))
+            } else {
+                anyhow::anyhow!(describe(&e))
+            }
+        })?;
         let status = response.status();
         let headers = response.headers().clone();
         if let Some(length) = response.content_length()

@@ -199,6 +199,15 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "750ms", value_parser = humantime::parse_duration, help_heading = "Forge")]
     pub delay: Duration,
 
+    /// Part of the account's rate limit left to your other tools (gh, CI, editors)
+    ///
+    /// While the budget left above it covers the work, requests go at the --delay spacing;
+    /// when it would not, what is left above it is spread until the limit resets; at the
+    /// reserve, nothing is sent until the reset (--status says until when). A percentage of
+    /// the limit (10%) or a count of requests (GraphQL: points).
+    #[arg(long, value_name = "COUNT|PERCENT", default_value = "10%", value_parser = crate::pace::Reserve::parse, help_heading = "Forge")]
+    pub reserve: crate::pace::Reserve,
+
     /// Longest wait for one answer, before it counts as a failure and is asked again
     ///
     /// A GraphQL batch that times out is asked again smaller. A humantime duration.
@@ -228,7 +237,9 @@ pub struct Cli {
     /// last_error (or null), rate_limit ({remaining, limit, reset (RFC 3339)} as last seen,
     /// or null), last_run ({state: running|finished|interrupted|failed, started, ended}, or
     /// null), last_refresh ({at, changed}, or null), api ("graphql" or "rest", as the latest
-    /// drain used, or null), api_note (why REST, or null).
+    /// drain used, or null), api_note (why REST, or null), forge_kind ("github",
+    /// "github-enterprise" or "gitea", or null), api_base (or null), waiting ({until (RFC
+    /// 3339), reason} while the API host's rate limit holds every request back, or null).
     #[arg(long, requires = "status", help_heading = "Output")]
     pub json: bool,
 }

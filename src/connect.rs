@@ -87,7 +87,7 @@ pub fn connect(
         kind,
     )?;
     remember_forge(target, &forge, &known)?;
-    let pace = Pace::new(home, &forge.host_key(), options.delay)?;
+    let pace = Pace::new(home, &forge.host_key(), options.delay)?.with_reserve(options.reserve);
     Ok(Connection { forge, pace })
 }
 
@@ -126,7 +126,8 @@ fn probe(
         .map(|url| github::api_base(host, Some(url), ForgeKind::Github))
         .transpose()?;
     let detected = kind::detect(host, given.as_ref(), &mut |url| {
-        let pace = Pace::new(home, &pace::host_key(url), options.delay)?;
+        let pace =
+            Pace::new(home, &pace::host_key(url), options.delay)?.with_reserve(options.reserve);
         match pace.wait_turn(purpose.max_wait(), &mut |_, _| {})? {
             Turn::Go => Ok(()),
             Turn::Stopped => anyhow::bail!("interrupted"),

@@ -86,6 +86,11 @@ impl PatinaHome {
             .join(format!("forge-sync-{owner}-{name}.log"))
     }
 
+    /// `run/NAME` (the folder is not created).
+    pub fn run_file(&self, name: &str) -> PathBuf {
+        self.dir.join("run").join(name)
+    }
+
     /// `run/forge-sync-<owner>-<repo>.pid`, the file whose lock says a sync
     /// runs (the folder is not created). Names come checked by `ForgeName`.
     pub fn pid_file(&self, owner: &str, name: &str) -> PathBuf {

@@ -87,6 +87,8 @@ pub struct ForgeOptions {
     pub forge_kind: Option<ForgeKind>,
     /// `--delay`: the least spacing between two requests to one API host.
     pub delay: Duration,
+    /// `--reserve`: the part of the account's budget kept for other tools.
+    pub reserve: pace::Reserve,
     /// `--timeout`: the longest wait for one answer.
     pub timeout: Duration,
     /// `--api`: GraphQL, REST, or whichever the token and the forge allow.
@@ -131,6 +133,7 @@ impl From<cli::Cli> for Config {
                 api_url: cli.api_url,
                 forge_kind: cli.forge_kind,
                 delay: cli.delay,
+                reserve: cli.reserve,
                 timeout: cli.timeout,
                 api: cli.api,
                 full: cli.full,
@@ -156,7 +159,7 @@ pub fn run(config: Config) -> Result<ExitCode> {
     let (home, target, options, out) = (&home, &target, &config.forge, &mut out);
     match config.mode {
         Mode::Discover { offline } => modes::discover::run(home, target, options, offline, out)?,
-        Mode::Status { json } => modes::status::run(home, target, json, out)?,
+        Mode::Status { json } => modes::status::run(home, target, options, json, out)?,
         Mode::Limit(n) => modes::drain::limit(home, target, options, n, out)?,
         Mode::Resume => modes::drain::resume(home, target, options, out)?,
         Mode::Sync => modes::drain::sync_in_background(home, target, options, out)?,

@@ -7,6 +7,12 @@
 //! Server signals (`retry-after`, an exhausted budget, secondary limits) push
 //! the slot later for everyone, and nothing ever pulls it earlier: a wait is
 //! never cut short.
+//!
+//! The budget an answer reports is spent at the `--delay` floor while what
+//! is left above the reserve (the part kept for the user's other tools)
+//! covers the work this process has planned; only when it does not is what
+//! is left spread over the time to the reset, and at the reserve nothing is
+//! sent until the reset.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -53,10 +59,101 @@ pub fn host_key(url: &reqwest::Url) -> String {
     }
 }
 
+/// The part of an account's budget kept for the user's other tools that
+/// share it (gh, CI, editors): a count in the API's units, or a share of
+/// the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    /// This many requests (REST) or points (GraphQL).
+    Count(u64),
+    /// This percentage of the limit.
+    Percent(u8),
+}
+
+impl Reserve {
+    /// A tenth of the account's budget.
+    pub const DEFAULT: Reserve = Reserve::Percent(10);
+
+    /// `10%` or `500`; a share of at most 90%, so that something is left.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let bad = || format!("{text:?} is not a reserve: give a count (500) or a percentage (10%)");
+        match text.strip_suffix('%') {
+            Some(share) => match share.trim().parse::<u8>() {
+                Ok(p) if p <= 90 => Ok(Reserve::Percent(p)),
+                Ok(_) => Err(format!(
+                    "a reserve of {text} leaves too little: at most 90%"
+                )),
+                Err(_) => Err(bad()),
+            },
+            None => text.parse().map(Reserve::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// How much of `limit` it keeps.
+    pub fn of(self, limit: u64) -> u64 {
+        match self {
+            Reserve::Count(n) => n.min(limit),
+            Reserve::Percent(p) => {
+                u64::try_from(u128::from(limit) * u128::from(p) / 100).unwrap_or(limit)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Reserve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reserve::Count(n) => write!(f, "{n}"),
+            Reserve::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// What an answer said of the account's budget, in the units the API counts:
+/// requests for REST, points for GraphQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Left until `reset`.
+    pub remaining: u64,
+    /// The window's whole budget.
+    pub limit: u64,
+    /// When it starts over.
+    pub reset: SystemTime,
+    /// What one request costs (1 for REST; the query's cost for GraphQL).
+    pub cost: u64,
+}
+
+impl Budget {
+    /// A REST budget, counted in requests.
+    pub fn requests(remaining: u64, limit: u64, reset: SystemTime) -> Self {
+        Budget {
+            remaining,
+            limit,
+            reset,
+            cost: 1,
+        }
+    }
+}
+
+/// How the ledger took a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Enough is left above the reserve for the planned work (or the
+    /// window is over): requests go at the `--delay` floor.
+    Floor,
+    /// Not enough: what is left above the reserve is spread until the
+    /// reset, one request per this long.
+    Spread(Duration),
+    /// Down to the reserve: no request until the reset, at this time.
+    AtReserve(SystemTime),
+}
+
 /// One API host's ledger, as this process uses it.
 pub struct Pace {
     path: PathBuf,
     delay: Duration,
+    reserve: Reserve,
     /// Ledger writes by this handle, for the tests of what is written.
     #[cfg(test)]
     writes: std::cell::Cell<u64>,
@@ -77,13 +174,20 @@ impl Pace {
     /// The ledger for the API at `host_key` (host, and port when not the
     /// default), with `delay` as the least spacing between two requests.
     pub fn new(home: &PatinaHome, host_key: &str, delay: Duration) -> Result<Self> {
-        let run = home.run_dir()?;
+        home.run_dir()?;
         Ok(Self {
-            path: run.join(format!("pace-{}.json", file_safe(host_key))),
+            path: ledger_path(home, host_key),
             delay,
+            reserve: Reserve::DEFAULT,
             #[cfg(test)]
             writes: Default::default(),
         })
+    }
+
+    /// The same ledger, keeping `reserve` of the budget for other tools.
+    pub fn with_reserve(mut self, reserve: Reserve) -> Self {
+        self.reserve = reserve;
+        self
     }
 
     /// Blocks until this process may send a request, and reserves that slot;
@@ -164,28 +268,49 @@ impl Pace {
         self.update(|ledger, _| ledger.strikes = 0)
     }
 
-    /// Spreads what is left of the server's budget over the time to its
-    /// reset, so that the account never runs dry (60 requests an hour without
-    /// a token become one a minute, not 60 then an hour's wait).
-    pub fn budget(&self, remaining: u64, reset: SystemTime) -> Result<()> {
-        let reset_ms = unix_ms(reset);
+    /// Takes what an answer said of the budget, with `planned` requests
+    /// still to send by this process: at the floor while the budget above
+    /// the reserve covers them, else spread over the time to the reset (60
+    /// requests an hour without a token become about one a minute, not 60
+    /// then an hour's wait), and at the reserve held until the reset.
+    pub fn budget(&self, budget: Budget, planned: u64) -> Result<Spend> {
+        let reset_ms = unix_ms(budget.reset);
+        let kept = self.reserve.of(budget.limit);
+        // Requests like this one that the budget allows above the reserve.
+        let spare = budget.remaining.saturating_sub(kept) / budget.cost.max(1);
         self.update(|ledger, now| {
             if reset_ms <= now {
-                return;
+                return Spend::Floor;
             }
-            let spacing = (reset_ms - now) / remaining.saturating_add(1);
+            if spare == 0 {
+                // A second past the reset, so that the server has started over.
+                let until = reset_ms.saturating_add(1000);
+                if until > ledger.next_at_ms {
+                    ledger.next_at_ms = until;
+                    ledger.reason = Some(format!(
+                        "waiting for the rate limit to reset at {}: the rest ({}) is kept for \
+                         other tools (--reserve)",
+                        clock_time(budget.reset),
+                        crate::report::thousands(budget.remaining)
+                    ));
+                }
+                return Spend::AtReserve(budget.reset);
+            }
+            if planned <= spare {
+                return Spend::Floor;
+            }
+            let spacing = (reset_ms - now) / spare;
             let next = now + spacing;
             if next > ledger.next_at_ms && spacing > millis(self.delay) {
                 ledger.next_at_ms = next;
-                ledger.reason = Some(if remaining == 0 {
-                    "the rate limit is used up until its reset".to_owned()
-                } else {
-                    format!(
-                        "spreading the {} requests left until the rate limit resets",
-                        crate::report::thousands(remaining)
-                    )
-                });
+                ledger.reason = Some(format!(
+                    "spreading the {} requests left above the reserve until the rate limit \
+                     resets at {}",
+                    crate::report::thousands(spare),
+                    clock_time(budget.reset)
+                ));
             }
+            Spend::Spread(Duration::from_millis(spacing))
         })
     }
 
@@ -228,6 +353,28 @@ fn write_ledger(file: &mut File, ledger: &Ledger) -> std::io::Result<()> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `$PATINA_HOME/run/pace-HOST.json`.
+fn ledger_path(home: &PatinaHome, host_key: &str) -> PathBuf {
+    home.run_file(&format!("pace-{}.json", file_safe(host_key)))
+}
+
+/// The ledger of `host_key` as it stands, read without writing or creating
+/// anything (for `--status`): when the next request may leave and why, if
+/// that is more than a moment from now.
+pub fn waiting(home: &PatinaHome, host_key: &str) -> Option<(SystemTime, String)> {
+    let text = std::fs::read_to_string(ledger_path(home, host_key)).ok()?;
+    let ledger: Ledger = serde_json::from_str(&text).ok()?;
+    let at = UNIX_EPOCH + Duration::from_millis(ledger.next_at_ms);
+    let later = at.duration_since(SystemTime::now()).ok()?;
+    (later > NOTABLE_WAIT).then(|| (at, ledger.reason.unwrap_or_else(|| "pacing".into())))
+}
+
+/// `14:05 UTC`: when a wait ends, as a log line and `--status` say it.
+pub fn clock_time(at: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(at).to_string();
+    format!("{} UTC", &stamp[11..16])
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -318,17 +465,93 @@ mod tests {
         assert!(given >= Duration::from_secs(118), "{given:?}");
     }
 
+    fn rest(remaining: u64, limit: u64, reset_in: Duration) -> Budget {
+        Budget::requests(remaining, limit, SystemTime::now() + reset_in)
+    }
+
     #[test]
-    fn a_low_budget_spreads_the_requests() {
+    fn a_budget_that_covers_the_planned_work_spreads_nothing() {
         let (_dir, pace) = pace(0);
-        let reset = SystemTime::now() + Duration::from_secs(600);
-        pace.budget(9, reset).unwrap();
+        let ten_minutes = Duration::from_secs(600);
+        // 1,000 left, 100 of them the reserve: 900 planned fit, 901 do not.
+        assert_eq!(
+            pace.budget(rest(1_000, 1_000, ten_minutes), 900).unwrap(),
+            Spend::Floor
+        );
+        assert!(pace.hold_until(SystemTime::now(), "probe").unwrap() < Duration::from_secs(1));
+        assert!(matches!(
+            pace.budget(rest(1_000, 1_000, ten_minutes), 901).unwrap(),
+            Spend::Spread(_)
+        ));
+    }
+
+    #[test]
+    fn a_low_budget_spreads_what_is_left_above_the_reserve() {
+        let (_dir, pace) = pace(0);
+        // 110 left, 100 kept: 10 requests over 600 s, about a minute apart.
+        let spend = pace
+            .budget(rest(110, 1_000, Duration::from_secs(600)), 50)
+            .unwrap();
+        let Spend::Spread(spacing) = spend else {
+            panic!("{spend:?}")
+        };
+        assert!(spacing >= Duration::from_secs(59) && spacing <= Duration::from_secs(60));
         let wait = pace.hold_until(SystemTime::now(), "probe").unwrap();
-        // 600 s over 10 slots: about a minute.
         assert!(
             wait >= Duration::from_secs(58) && wait <= Duration::from_secs(60),
             "{wait:?}"
         );
+    }
+
+    #[test]
+    fn at_the_reserve_nothing_goes_until_the_reset() {
+        let (_dir, pace) = pace(0);
+        let reset = SystemTime::now() + Duration::from_secs(600);
+        let spend = pace.budget(Budget::requests(100, 1_000, reset), 1).unwrap();
+        assert_eq!(spend, Spend::AtReserve(reset));
+        let wait = pace.hold_until(SystemTime::now(), "probe").unwrap();
+        assert!(wait >= Duration::from_secs(600), "{wait:?}");
+    }
+
+    #[test]
+    fn graphql_points_count_in_queries_of_their_cost() {
+        let (_dir, pace) = pace(0);
+        let hour = Duration::from_secs(3_600);
+        // 5,000 points, 500 kept, queries of 4: 1,125 of them fit.
+        let points = |remaining| Budget {
+            remaining,
+            limit: 5_000,
+            reset: SystemTime::now() + hour,
+            cost: 4,
+        };
+        assert_eq!(pace.budget(points(5_000), 1_125).unwrap(), Spend::Floor);
+        assert!(matches!(
+            pace.budget(points(5_000), 1_126).unwrap(),
+            Spend::Spread(_)
+        ));
+        assert!(matches!(
+            pace.budget(points(503), 1).unwrap(),
+            Spend::AtReserve(_)
+        ));
+    }
+
+    #[test]
+    fn a_reserve_is_a_count_or_a_share() {
+        assert_eq!(Reserve::parse("10%"), Ok(Reserve::Percent(10)));
+        assert_eq!(Reserve::parse(" 500 "), Ok(Reserve::Count(500)));
+        assert_eq!(Reserve::parse("0"), Ok(Reserve::Count(0)));
+        assert!(Reserve::parse("91%").unwrap_err().contains("at most 90%"));
+        for bad in ["", "%", "-1", "ten", "1.5%", "5 %x"] {
+            assert!(Reserve::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Reserve::Percent(10).of(5_000), 500);
+        assert_eq!(Reserve::Count(500).of(60), 60);
+        // No overflow on the way: 90% of the largest limit.
+        assert_eq!(
+            Reserve::Percent(90).of(u64::MAX),
+            16_602_069_666_338_596_453
+        );
+        assert_eq!(Reserve::DEFAULT.to_string(), "10%");
     }
 
     #[test]
@@ -341,7 +564,7 @@ mod tests {
         assert!(wait > Duration::from_secs(100 * 365 * 86_400), "{wait:?}");
         // A budget of u64::MAX left spreads nothing.
         let (_b, rich) = pace(0);
-        rich.budget(u64::MAX, SystemTime::now() + Duration::from_secs(60))
+        rich.budget(rest(u64::MAX, u64::MAX, Duration::from_secs(60)), u64::MAX)
             .unwrap();
         let wait = rich.hold_until(SystemTime::now(), "probe").unwrap();
         assert!(wait < Duration::from_secs(1), "{wait:?}");

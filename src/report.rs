@@ -116,6 +116,19 @@ pub struct Status {
     pub forge_kind: Option<String>,
     /// Where the forge's API answered when its kind was asked (or null).
     pub api_base: Option<String>,
+    /// A wait the API host's pace ledger imposes on every process, when it
+    /// ends more than a few seconds from now (or null).
+    pub waiting: Option<Waiting>,
+}
+
+/// A wait in the pace ledger: no request to the host before `until`.
+#[derive(Debug, Serialize)]
+pub struct Waiting {
+    /// RFC 3339.
+    pub until: String,
+    /// Why, as the ledger says it ("waiting for the rate limit to reset at
+    /// 14:05 UTC; …", "spreading the … requests left …").
+    pub reason: String,
 }
 
 /// The last refresh that ran to its end.
@@ -270,6 +283,7 @@ impl Status {
             api_note: None,
             forge_kind: None,
             api_base: None,
+            waiting: None,
         }
     }
 
@@ -338,6 +352,12 @@ impl Status {
             (Some(api), Some(note)) => writeln!(out, "API: {} ({note})", api.to_uppercase())?,
             (Some(api), None) => writeln!(out, "API: {}", api.to_uppercase())?,
             (None, _) => {}
+        }
+        if let Some(waiting) = &self.waiting {
+            match waiting.reason.strip_prefix("waiting ") {
+                Some(rest) => writeln!(out, "Waiting: {rest}")?,
+                None => writeln!(out, "Waiting: until {} ({})", waiting.until, waiting.reason)?,
+            }
         }
         if let Some(rate) = &self.rate_limit {
             let unit = if self.api.as_deref() == Some("graphql") {

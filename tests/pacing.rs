@@ -229,21 +229,230 @@ fn a_budget_used_up_by_a_success_waits_until_the_reset() {
 }
 
 #[test]
-fn a_low_budget_spreads_the_requests_until_the_reset() {
+fn a_low_budget_spreads_what_is_left_above_the_reserve_until_the_reset() {
     let _serial = serial();
     let (env, forge) = world();
     backlog(&env, &forge, FORGE, &[1, 2, 3, 4, 5]);
     let reset = now_secs() + 3;
-    forge.set_rate_limit(10_000_000, 3, reset);
-    run(&env, &forge, &["--limit", "5", "--delay", DELAY]).ok();
+    // The default reserve keeps 100 of 1,000: three requests are left above
+    // it for five refs, so those three are spread over the 2-3 s to the
+    // reset, and the rest wait for it.
+    forge.set_rate_limit(1_000, 103, reset);
+    let out = run(&env, &forge, &["--limit", "5", "--delay", DELAY]);
+    out.ok();
+    // Without a token: said once that one would make it faster.
+    assert_eq!(
+        out.stderr.matches("a token (GITHUB_TOKEN").count(),
+        1,
+        "{}",
+        out.dump()
+    );
     let log = forge.requests();
     assert_eq!(statuses(&log), vec![200; 5], "{log:#?}");
-    // Three requests left for 2-3 s: about one a second, not one per 10 ms.
     let gaps = gaps(&log);
     for gap in &gaps[..2] {
         assert!(*gap >= Duration::from_millis(500), "{gaps:?}");
     }
     assert!(wall_ms(log[3].at) + 20 >= reset * 1_000, "{gaps:?}");
+}
+
+// ---- the budget: the floor, the spread, the reserve ----------------------------------
+
+/// The ledger's (next_at_ms, reason) after a run.
+fn ledger_state(env: &TestEnv, forge: &FakeForge) -> (u64, Option<String>) {
+    let text = fs::read_to_string(ledger(env, forge)).expect("the ledger");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (
+        value["next_at_ms"].as_u64().unwrap(),
+        value["reason"].as_str().map(str::to_owned),
+    )
+}
+
+/// A budget that covers the work above the reserve is spent at the floor:
+/// 700 of 1,000 left for the hour and ten refs to settle. (Spreading the 700
+/// over the hour, as before, would space them 5 s apart.)
+#[test]
+fn a_budget_that_covers_the_work_goes_at_the_floor() {
+    let _serial = serial();
+    let (env, forge) = world();
+    let numbers: Vec<u64> = (1..=10).collect();
+    backlog(&env, &forge, FORGE, &numbers);
+    forge.set_rate_limit(1_000, 700, now_secs() + 3_600);
+    run(&env, &forge, &["--limit", "10", "--delay", DELAY]).ok();
+    let log = forge.requests();
+    assert_eq!(statuses(&log), vec![200; 10], "{log:#?}");
+    // After the last answer the next slot is the floor's, with no reason:
+    // nothing was spread.
+    let (next_at, reason) = ledger_state(&env, &forge);
+    assert_eq!(reason, None);
+    let last = wall_ms(log[log.len() - 1].at);
+    assert!(
+        next_at < last + 1_000,
+        "next slot {} ms after the last",
+        next_at - last
+    );
+}
+
+/// At the reserve nothing more is sent until the reset, and `--status` says
+/// so while it waits; no request is ever refused.
+#[test]
+fn at_the_reserve_the_drain_waits_for_the_reset_and_status_says_so() {
+    let _serial = serial();
+    let (env, forge) = world();
+    backlog(&env, &forge, FORGE, &[1, 2, 3]);
+    let reset = now_secs() + 6;
+    // 101 of 1,000 left, 100 of them the reserve: one request, then the reset.
+    forge.set_rate_limit(1_000, 101, reset);
+    let bg = background(
+        &env,
+        env.patina_home(),
+        &forge.url(),
+        &["--limit", "3", "--delay", DELAY],
+        "drain",
+    );
+    let status = |env: &TestEnv| -> serde_json::Value {
+        let out = command(
+            env,
+            env.patina_home(),
+            &forge.url(),
+            &["--status", "--json"],
+        )
+        .output()
+        .expect("run --status");
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    let mut seen = serde_json::Value::Null;
+    wait_until(
+        "--status to show the wait for the reset",
+        drive::HANG_GUARD,
+        || {
+            seen = status(&env)["waiting"].clone();
+            !seen.is_null()
+        },
+    );
+    let reason = seen["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("waiting for the rate limit to reset at "),
+        "{seen}"
+    );
+    assert!(reason.contains("--reserve"), "{seen}");
+    let until = humantime::parse_rfc3339(seen["until"].as_str().unwrap()).unwrap();
+    assert!(until >= UNIX_EPOCH + Duration::from_secs(reset), "{seen}");
+    let text = command(&env, env.patina_home(), &forge.url(), &["--status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Waiting: for the rate limit to reset at ")),
+        "{text}"
+    );
+    bg.wait(drive::HANG_GUARD).ok();
+    let log = forge.requests();
+    assert_eq!(statuses(&log), vec![200; 3], "{log:#?}");
+    assert!(wall_ms(log[1].at) + 20 >= reset * 1_000, "{log:#?}");
+    assert_eq!(pending(&env, FORGE), BTreeSet::new());
+}
+
+/// `--reserve 0` spends the whole budget before waiting; `--reserve 50%`
+/// keeps half. The same 3 refs and 2 requests left above 500 of 1,000.
+#[test]
+fn the_reserve_is_the_users_to_set() {
+    let _serial = serial();
+    let (env, forge) = world();
+    backlog(&env, &forge, FORGE, &[1, 2, 3]);
+    forge.set_rate_limit(1_000, 502, now_secs() + 3_600);
+    run(
+        &env,
+        &forge,
+        &["--limit", "3", "--delay", DELAY, "--reserve", "0"],
+    )
+    .ok();
+    assert_eq!(statuses(&forge.requests()), vec![200; 3]);
+    assert_eq!(
+        ledger_state(&env, &forge).1,
+        None,
+        "a reserve of 0 held back"
+    );
+
+    let (env, forge) = world();
+    backlog(&env, &forge, FORGE, &[1, 2, 3]);
+    forge.set_rate_limit(1_000, 501, now_secs() + 3_600);
+    let bg = background(
+        &env,
+        env.patina_home(),
+        &forge.url(),
+        &["--limit", "3", "--delay", DELAY, "--reserve", "50%"],
+        "drain",
+    );
+    wait_until(
+        "the drain to hold at the reserve",
+        drive::HANG_GUARD,
+        || {
+            fs::read_to_string(ledger(&env, &forge))
+                .is_ok_and(|t| t.contains("waiting for the rate limit to reset"))
+        },
+    );
+    drop(bg);
+    assert_eq!(
+        statuses(&forge.requests()),
+        vec![200],
+        "one request, then the reserve"
+    );
+
+    let out = run(&env, &forge, &["--limit", "1", "--reserve", "95%"]);
+    assert_eq!(out.code, Some(2), "{}", out.dump());
+    assert!(out.stderr.contains("at most 90%"), "{}", out.dump());
+}
+
+/// GraphQL counts points, and the reserve is points: 10% of 1,000 kept.
+/// With 1,000 left the batches go at the floor; at 101 left, one batch,
+/// then the reset.
+#[test]
+fn graphql_points_go_at_the_floor_and_stop_at_the_reserve() {
+    let _serial = serial();
+    let (env, forge) = world();
+    forge.require_token("ghp_pacingTestToken0123456789");
+    let numbers: Vec<u64> = (1..=120).collect();
+    backlog(&env, &forge, FORGE, &numbers);
+    forge.set_graphql_rate_limit(1_000, 1_000, now_secs() + 3_600);
+    let token = [("GITHUB_TOKEN", "ghp_pacingTestToken0123456789")];
+    drive::run_with(
+        &env,
+        env.patina_home(),
+        &forge.url(),
+        &token,
+        &["--limit", "60", "--delay", DELAY],
+    )
+    .ok();
+    let posts: Vec<Logged> = forge
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(posts.len() >= 2, "{posts:#?}");
+    assert_eq!(ledger_state(&env, &forge).1, None, "points were spread");
+
+    forge.clear_log();
+    let reset = now_secs() + 5;
+    forge.set_graphql_rate_limit(1_000, 101, reset);
+    drive::run_with(
+        &env,
+        env.patina_home(),
+        &forge.url(),
+        &token,
+        &["--limit", "60", "--delay", DELAY],
+    )
+    .ok();
+    let posts: Vec<Logged> = forge
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(posts.len() >= 2, "{posts:#?}");
+    assert!(posts.iter().all(|r| r.status == 200), "{posts:#?}");
+    assert!(wall_ms(posts[1].at) + 20 >= reset * 1_000, "{posts:#?}");
+    assert_eq!(pending(&env, FORGE), BTreeSet::new());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use reqwest::Url;
 
 use super::{Drain, round_secs};
 use crate::forge::github::{Answer, Fetched, GitHub, Limit};
-use crate::pace::Turn;
+use crate::pace::{Budget, Turn};
 
 impl Drain<'_> {
     /// Waits for a turn and sends one GET (conditional when `etag` is
@@ -42,7 +42,7 @@ impl Drain<'_> {
             Ok(fetched) => {
                 self.unreachable_in_a_row = 0;
                 if let (Some(rate), true) = (fetched.rate, budget) {
-                    self.pace.budget(rate.remaining, rate.reset)?;
+                    self.spend(Budget::requests(rate.remaining, rate.limit, rate.reset))?;
                 }
                 Ok(Some(fetched))
             }

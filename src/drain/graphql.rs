@@ -17,6 +17,7 @@ use super::{Drain, Flow, Way};
 use crate::forge::github::{Answer, Fetched, Limit};
 use crate::forge::graphql::{self, MAX_BATCH, Node};
 use crate::item::Item;
+use crate::pace::Budget;
 
 /// The first GraphQL batch of a run; it doubles while answers are fast.
 const BATCH_START: usize = 50;
@@ -68,6 +69,7 @@ impl Way for Batches {
         if self.switched_off {
             return Ok(Flow::Switch(Box::new(Rest)));
         }
+        drain.refs_per_request = self.size as u64;
         while let Some(number) = self.confirm.pop_last() {
             if drain.backlog.contains(number) {
                 return drain.single(number);
@@ -232,15 +234,17 @@ impl Batches {
             }
         };
         if let Some(points) = batch.rate {
-            // The ledger counts requests: what is left, in queries like this one.
-            drain
-                .pace
-                .budget(points.remaining / points.cost.max(1), points.reset)?;
+            drain.spend(Budget {
+                remaining: points.remaining,
+                limit: points.limit,
+                reset: points.reset,
+                cost: points.cost,
+            })?;
             if let Some(spent) = &mut drain.summary.points {
                 *spent += points.cost;
             }
         } else if let Some(rate) = fetched.rate {
-            drain.pace.budget(rate.remaining, rate.reset)?;
+            drain.spend(Budget::requests(rate.remaining, rate.limit, rate.reset))?;
         }
         if batch.rate_limited {
             let reset = fetched

@@ -142,6 +142,11 @@ struct Drain<'a> {
     unreachable_in_a_row: u32,
     /// In the background (`--sync`), where nobody waits for the answer.
     background: bool,
+    /// Refs one request settles, as the way of asking last said (a GraphQL
+    /// batch's size): how the planned work is counted in requests.
+    refs_per_request: u64,
+    /// Whether the log was told that a token would be faster.
+    told_of_token: bool,
     /// The repository was seen to exist, so a 404 is about the number.
     repo_confirmed: bool,
     /// A secondary limit was met; the next success lifts its backoff.
@@ -180,6 +185,8 @@ pub fn drain(
         last_failure: None,
         unreachable_in_a_row: 0,
         background: options.mode == "sync",
+        refs_per_request: 1,
+        told_of_token: false,
         repo_confirmed: false,
         limited: false,
     };
@@ -251,6 +258,33 @@ impl Drain<'_> {
             Some(limit) => limit.saturating_sub(self.summary.settled()),
             None => u64::MAX,
         }
+    }
+
+    /// Requests this run still means to send: the refs it may still settle,
+    /// in requests of the current size.
+    fn planned_requests(&self) -> u64 {
+        let refs = (self.backlog.len() as u64).min(self.budget());
+        refs.div_ceil(self.refs_per_request.max(1))
+    }
+
+    /// Gives the ledger what an answer said of the budget; says once in
+    /// the log when a token would have made it faster.
+    fn spend(&mut self, budget: crate::pace::Budget) -> Result<()> {
+        let spend = self.pace.budget(budget, self.planned_requests())?;
+        if let crate::pace::Spend::Spread(spacing) = spend
+            && !self.forge.has_token()
+            && !self.told_of_token
+        {
+            self.told_of_token = true;
+            self.progress.log(&format!(
+                "without a token the forge allows {} requests an hour: one every {} for \
+                 this backlog; a token ({} or `gh auth login`) would make it much faster",
+                budget.limit,
+                humantime::format_duration(round_secs(spacing)),
+                self.forge.kind().token_vars()[0]
+            ));
+        }
+        Ok(())
     }
 
     /// How many connections in a row may fail before the run ends: on a

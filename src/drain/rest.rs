@@ -26,6 +26,9 @@ impl Way for Rest {
     }
 
     fn step(&mut self, drain: &mut Drain<'_>) -> Result<Flow> {
+        // Counted as one ref a request: a listing that settles more only
+        // makes the budget last longer than planned.
+        drain.refs_per_request = 1;
         if drain.budget() >= u64::from(drain.forge.per_page())
             && let Some(url) = drain.next_page()?
         {

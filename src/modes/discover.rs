@@ -12,7 +12,7 @@ use crate::connect::{self, Connection, Purpose};
 use crate::forge::Item;
 use crate::forge::github::{self, Answer};
 use crate::home::PatinaHome;
-use crate::pace::Turn;
+use crate::pace::{Budget, Turn};
 use crate::report;
 use crate::store::Store;
 use crate::target::Target;
@@ -79,7 +79,8 @@ fn newest_number(
     }
     let fetched = forge.fetch(&forge.newest_url(), None)?;
     if let Some(rate) = fetched.rate {
-        pace.budget(rate.remaining, rate.reset)?;
+        // The one request discovery sends: nothing more is planned.
+        pace.budget(Budget::requests(rate.remaining, rate.limit, rate.reset), 0)?;
     }
     match fetched.answer {
         Answer::Ok => {

@@ -56,7 +56,7 @@ pub const VERSION: &str = concat!(
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     group(ArgGroup::new("target").args(["path", "repo"])),
-    group(ArgGroup::new("mode").args(["status", "limit", "sync", "resume", "log", "stop", "completions"])),
+    group(ArgGroup::new("mode").args(["status", "limit", "sync", "resume", "log", "stop", "generate", "completions"])),
 )]
 pub struct Cli {
     /// The project: a directory inside a git repository [default: the current directory]
@@ -143,15 +143,24 @@ pub struct Cli {
     #[arg(long, help_heading = "Modes")]
     pub stop: bool,
 
-    /// Print a completion script for SHELL (bash, zsh, fish) and exit
+    /// Print a file made from this binary, and exit: the man page, a completion script,
+    /// or what runs --resume hourly for the reference repository NAME
     ///
-    /// For example: patina-forge --completions bash > ~/.local/share/bash-completion/completions/patina-forge
+    /// KIND is man, complete-bash, complete-zsh or complete-fish; or, with NAME:
+    /// systemd-units (a sh script that writes the user units into
+    /// ~/.config/systemd/user/ and enables patina-forge@NAME.timer), launchd-plist (a
+    /// macOS LaunchAgents plist, patina-forge.repo.NAME) or crontab (a crontab line). The
+    /// scheduler files name this binary where it is; needs no repository.
     #[arg(
         long,
-        value_name = "SHELL",
-        hide_possible_values = true,
+        value_names = ["KIND", "NAME"],
+        num_args = 1..=2,
         help_heading = "Modes"
     )]
+    pub generate: Option<Vec<String>>,
+
+    /// The same as --generate complete-SHELL, kept for scripts written before it
+    #[arg(long, value_name = "SHELL", hide = true)]
     pub completions: Option<clap_complete::Shell>,
 
     /// With --resume or --sync: refresh everything, not only what changed since the last
@@ -247,6 +256,65 @@ pub struct Cli {
 /// The clap command, for the man page and tests.
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Generate {
+    /// `man`: the man page.
+    Man,
+    /// `complete-SHELL`: a completion script.
+    Completion(clap_complete::Shell),
+    /// `systemd-units NAME`: a script installing the units, enabling NAME's timer.
+    SystemdUnits(String),
+    /// `launchd-plist NAME`: NAME's LaunchAgents plist.
+    LaunchdPlist(String),
+    /// `crontab NAME`: NAME's crontab line.
+    Crontab(String),
+}
+
+impl Generate {
+    /// Reads `--generate KIND [NAME]`; the error says what is allowed.
+    pub fn parse(values: &[String]) -> Result<Self, String> {
+        use clap_complete::Shell;
+        let (kind, name) = match values {
+            [kind] => (kind.as_str(), None),
+            [kind, name] => (kind.as_str(), Some(name.as_str())),
+            _ => return Err("--generate takes KIND, and NAME for a scheduler file".into()),
+        };
+        let plain = match kind {
+            "man" => Some(Generate::Man),
+            "complete-bash" => Some(Generate::Completion(Shell::Bash)),
+            "complete-zsh" => Some(Generate::Completion(Shell::Zsh)),
+            "complete-fish" => Some(Generate::Completion(Shell::Fish)),
+            _ => None,
+        };
+        if let Some(plain) = plain {
+            return match name {
+                None => Ok(plain),
+                Some(name) => Err(format!("--generate {kind} takes no NAME (got {name:?})")),
+            };
+        }
+        let scheduler: fn(String) -> Generate = match kind {
+            "systemd-units" => Generate::SystemdUnits,
+            "launchd-plist" => Generate::LaunchdPlist,
+            "crontab" => Generate::Crontab,
+            _ => {
+                return Err(format!(
+                    "--generate {kind:?}: KIND is one of man, complete-bash, complete-zsh, \
+                     complete-fish, systemd-units, launchd-plist, crontab"
+                ));
+            }
+        };
+        let name = name.ok_or_else(|| {
+            format!(
+                "--generate {kind} needs the NAME of a reference repository registered with patina"
+            )
+        })?;
+        crate::schedule::check_repo_name(name)
+            .map_err(|e| format!("--generate {kind}: the repository name: {e}"))?;
+        Ok(scheduler(name.to_owned()))
+    }
 }
 
 fn parse_repo_name(value: &str) -> Result<String, String> {

@@ -226,23 +226,142 @@ fn process(pid: u32) -> Option<nix::unistd::Pid> {
 }
 
 /// Whether `pid` has `path` open, as the lock's holder has for its whole
-/// life: a stale or forged PID names a process that does not. Where
-/// `/proc` cannot tell (not Linux), the lock's being held is all we know.
+/// life: a stale or forged PID names a process that does not. The kernel is
+/// asked, by the file's device and inode: Linux lists a process's files in
+/// `/proc/PID/fd`, macOS through libproc (what `lsof` reads). A process that
+/// is gone or not ours to look at has nothing open that we can see, and
+/// where the system cannot be asked at all the answer is an error: the PID
+/// alone is never trusted.
 fn holds_open(pid: nix::unistd::Pid, path: &Path) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    if !Path::new("/proc/self/fd").is_dir() {
-        return Ok(true);
-    }
     let file =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        Ok(fds) => fds,
-        // Gone, or not ours to look at: either way not our sync.
-        Err(_) => return Ok(false),
-    };
-    Ok(fds.flatten().any(|fd| {
-        std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == file.dev() && m.ino() == file.ino())
-    }))
+    let files = open_files::of(pid).with_context(|| {
+        format!(
+            "cannot tell on this system which process holds {}: not signalling PID {pid} \
+             (`fuser {}` names the holder)",
+            path.display(),
+            path.display()
+        )
+    })?;
+    Ok(files.contains(&(file.dev(), file.ino())))
+}
+
+/// The files a process has open, as `(device, inode)` in the form
+/// `std::os::unix::fs::MetadataExt` gives them.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod open_files {
+    use std::os::unix::fs::MetadataExt;
+
+    /// Empty when the process is gone or not ours (or `/proc` is not
+    /// mounted): nothing of it can be seen holding the file.
+    pub fn of(pid: nix::unistd::Pid) -> anyhow::Result<Vec<(u64, u64)>> {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return Ok(Vec::new());
+        };
+        Ok(fds
+            .flatten()
+            // Following the link stats the open file itself.
+            .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect())
+    }
+}
+
+/// The files a process has open, as `(device, inode)` in the form
+/// `std::os::unix::fs::MetadataExt` gives them.
+#[cfg(target_os = "macos")]
+mod open_files {
+    use std::ffi::c_int;
+    use std::mem::{MaybeUninit, size_of};
+
+    /// `struct proc_fileinfo` of `<sys/proc_info.h>`, which libc lacks.
+    #[repr(C)]
+    struct ProcFileInfo {
+        fi_openflags: u32,
+        fi_status: u32,
+        fi_offset: i64,
+        fi_type: i32,
+        fi_guardflags: u32,
+    }
+
+    /// `struct vnode_fdinfo`: what `PROC_PIDFDVNODEINFO` fills.
+    #[repr(C)]
+    struct VnodeFdInfo {
+        pfi: ProcFileInfo,
+        pvi: libc::vnode_info,
+    }
+
+    const PROC_PIDFDVNODEINFO: c_int = 1;
+
+    /// Empty when the process is gone or not ours: nothing of it can be
+    /// seen holding the file.
+    pub fn of(pid: nix::unistd::Pid) -> anyhow::Result<Vec<(u64, u64)>> {
+        let pid = pid.as_raw();
+        let entry = size_of::<libc::proc_fdinfo>();
+        // SAFETY: a null buffer asks only how many bytes the list takes.
+        let needed =
+            unsafe { libc::proc_pidinfo(pid, libc::PROC_PIDLISTFDS, 0, std::ptr::null_mut(), 0) };
+        let Ok(needed) = usize::try_from(needed) else {
+            return Ok(Vec::new());
+        };
+        // Room for files opened between the two calls.
+        let capacity = needed / entry + 32;
+        let mut fds: Vec<libc::proc_fdinfo> = Vec::with_capacity(capacity);
+        // SAFETY: the buffer holds `capacity` entries, and its size in bytes
+        // is what the kernel is told.
+        let got = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDLISTFDS,
+                0,
+                fds.as_mut_ptr().cast(),
+                c_int::try_from(capacity * entry)?,
+            )
+        };
+        let Ok(got) = usize::try_from(got) else {
+            return Ok(Vec::new());
+        };
+        // SAFETY: the kernel wrote `got` bytes of whole entries, within capacity.
+        unsafe { fds.set_len((got / entry).min(capacity)) };
+        let mut files = Vec::new();
+        for fd in fds
+            .iter()
+            .filter(|fd| fd.proc_fdtype == libc::PROX_FDTYPE_VNODE as u32)
+        {
+            let mut info = MaybeUninit::<VnodeFdInfo>::zeroed();
+            let size = size_of::<VnodeFdInfo>();
+            // SAFETY: `info` is `size` bytes, which the kernel is told.
+            let wrote = unsafe {
+                libc::proc_pidfdinfo(
+                    pid,
+                    fd.proc_fd,
+                    PROC_PIDFDVNODEINFO,
+                    info.as_mut_ptr().cast(),
+                    c_int::try_from(size)?,
+                )
+            };
+            // Closed since the list was made, or not a file after all.
+            if usize::try_from(wrote).ok() != Some(size) {
+                continue;
+            }
+            // SAFETY: zeroed, then filled whole by the kernel; plain integers.
+            let info = unsafe { info.assume_init() };
+            let stat = &info.pvi.vi_stat;
+            // `st_dev` is a 32-bit `dev_t` that MetadataExt widens with its sign.
+            files.push((stat.vst_dev as i32 as u64, stat.vst_ino));
+        }
+        Ok(files)
+    }
+}
+
+/// Elsewhere the open files of another process cannot be listed the same
+/// way: `--stop` refuses rather than trust the PID file.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+mod open_files {
+    pub fn of(_: nix::unistd::Pid) -> anyhow::Result<Vec<(u64, u64)>> {
+        anyhow::bail!("no way to list another process's open files here")
+    }
 }
 
 #[cfg(test)]
@@ -269,5 +388,36 @@ mod tests {
         assert!(holds_open(nix::unistd::Pid::this(), &path).unwrap());
         drop(open);
         assert!(!holds_open(nix::unistd::Pid::this(), &path).unwrap());
+    }
+
+    /// What `--stop` asks: does another process hold the file? Asked of a
+    /// child that has it open as its stdin, then of one that has not.
+    #[test]
+    fn another_process_is_seen_holding_the_file_only_while_it_has_it_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pid");
+        std::fs::write(&path, "").unwrap();
+        let spawn = |stdin: std::process::Stdio| {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .stdin(stdin)
+                .spawn()
+                .unwrap()
+        };
+        let mut holder = spawn(File::open(&path).unwrap().into());
+        let mut other = spawn(std::process::Stdio::null());
+        let pid = |child: &std::process::Child| nix::unistd::Pid::from_raw(child.id() as i32);
+        // Asked before any assertion, so that both are ended, pass or fail.
+        let seen = (
+            holds_open(pid(&holder), &path).ok(),
+            holds_open(pid(&other), &path).ok(),
+        );
+        for child in [&mut holder, &mut other] {
+            let _ = child.kill();
+            child.wait().unwrap();
+        }
+        assert_eq!(seen, (Some(true), Some(false)));
+        // Gone: nothing of it holds anything.
+        assert!(!holds_open(pid(&holder), &path).unwrap());
     }
 }

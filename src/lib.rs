@@ -17,9 +17,11 @@ pub mod exit;
 pub mod forge;
 pub mod home;
 pub mod item;
+pub mod manpage;
 pub mod modes;
 pub mod pace;
 pub mod report;
+pub mod schedule;
 pub mod signals;
 pub mod store;
 pub mod target;
@@ -46,7 +48,7 @@ pub struct Config {
 }
 
 /// What one run does: one mode flag at most; none is discovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// No mode flag: mine new commits into the backlog.
     Discover {
@@ -73,8 +75,9 @@ pub enum Mode {
     },
     /// `--stop`: end the background sync after its request in flight.
     Stop,
-    /// `--completions SHELL`: a completion script; needs no repository.
-    Completions(clap_complete::Shell),
+    /// `--generate KIND [NAME]` (or `--completions SHELL`): a file made from
+    /// the binary; needs no repository.
+    Generate(cli::Generate),
 }
 
 /// How to reach the forge.
@@ -97,8 +100,11 @@ pub struct ForgeOptions {
     pub full: bool,
 }
 
-impl From<cli::Cli> for Config {
-    fn from(cli: cli::Cli) -> Self {
+impl TryFrom<cli::Cli> for Config {
+    type Error = clap::Error;
+
+    /// Fails, as clap would, on a `--generate` clap cannot check alone.
+    fn try_from(cli: cli::Cli) -> Result<Self, clap::Error> {
         let mode = if cli.status {
             Mode::Status { json: cli.json }
         } else if let Some(n) = cli.limit {
@@ -114,14 +120,18 @@ impl From<cli::Cli> for Config {
             }
         } else if cli.stop {
             Mode::Stop
+        } else if let Some(values) = &cli.generate {
+            Mode::Generate(cli::Generate::parse(values).map_err(|message| {
+                cli::command().error(clap::error::ErrorKind::ValueValidation, message)
+            })?)
         } else if let Some(shell) = cli.completions {
-            Mode::Completions(shell)
+            Mode::Generate(cli::Generate::Completion(shell))
         } else {
             Mode::Discover {
                 offline: cli.offline,
             }
         };
-        Config {
+        Ok(Config {
             target: TargetSpec {
                 path: cli.path,
                 repo: cli.repo,
@@ -138,7 +148,7 @@ impl From<cli::Cli> for Config {
                 api: cli.api,
                 full: cli.full,
             },
-        }
+        })
     }
 }
 
@@ -149,9 +159,10 @@ impl From<cli::Cli> for Config {
 pub fn run(config: Config) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    if let Mode::Completions(shell) = config.mode {
-        // Needs no repository: made from the same definition as --help.
-        modes::completions::run(shell, &mut out)?;
+    if let Mode::Generate(what) = &config.mode {
+        // Needs no repository: made from the binary alone.
+        modes::generate::run(what, &mut out)?;
+        out.flush()?;
         return Ok(ExitCode::Success);
     }
     let home = PatinaHome::from_env()?;
@@ -165,7 +176,7 @@ pub fn run(config: Config) -> Result<ExitCode> {
         Mode::Sync => modes::drain::sync_in_background(home, target, options, out)?,
         Mode::Log { lines, follow } => modes::log::run(home, target, lines, follow, out)?,
         Mode::Stop => modes::stop::run(home, target, out)?,
-        Mode::Completions(_) => unreachable!("handled before the target is resolved"),
+        Mode::Generate(_) => unreachable!("handled before the target is resolved"),
     }
     out.flush()?;
     Ok(ExitCode::Success)
@@ -181,7 +192,7 @@ mod tests {
         let cli =
             cli::Cli::try_parse_from(std::iter::once("patina-forge").chain(args.iter().copied()))
                 .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        Config::from(cli)
+        Config::try_from(cli).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
     #[test]
@@ -212,7 +223,27 @@ mod tests {
             (&["--stop"][..], Mode::Stop),
             (
                 &["--completions", "bash"][..],
-                Mode::Completions(clap_complete::Shell::Bash),
+                Mode::Generate(cli::Generate::Completion(clap_complete::Shell::Bash)),
+            ),
+            (
+                &["--generate", "complete-bash"][..],
+                Mode::Generate(cli::Generate::Completion(clap_complete::Shell::Bash)),
+            ),
+            (
+                &["--generate", "man"][..],
+                Mode::Generate(cli::Generate::Man),
+            ),
+            (
+                &["--generate", "systemd-units", "claude-code"][..],
+                Mode::Generate(cli::Generate::SystemdUnits("claude-code".into())),
+            ),
+            (
+                &["--generate", "launchd-plist", "a.b_c"][..],
+                Mode::Generate(cli::Generate::LaunchdPlist("a.b_c".into())),
+            ),
+            (
+                &["--generate", "crontab", "x"][..],
+                Mode::Generate(cli::Generate::Crontab("x".into())),
             ),
         ] {
             assert_eq!(config(args).mode, mode, "{args:?}");
@@ -225,6 +256,8 @@ mod tests {
             &["--status", "--sync"][..],
             &["--limit", "1", "--resume"][..],
             &["--offline", "--stop"][..],
+            &["--generate", "man", "--status"][..],
+            &["--completions", "bash", "--generate", "man"][..],
         ] {
             let parsed = cli::Cli::try_parse_from(
                 std::iter::once("patina-forge").chain(args.iter().copied()),

@@ -5,7 +5,7 @@ use patina_forge::daemon::Busy;
 use patina_forge::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
-    let config = Cli::parse().into();
+    let config = patina_forge::Config::try_from(Cli::parse()).unwrap_or_else(|e| e.exit());
     match patina_forge::run(config) {
         Ok(code) => code.into(),
         Err(err) if is_broken_pipe(&err) => ExitCode::Success.into(),

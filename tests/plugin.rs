@@ -218,7 +218,14 @@ fn the_exit_status_comes_back_through_patina() {
     );
 }
 
-/// The `ExecStart=` of a unit, as arguments, `%I` standing for `instance`.
+/// systemd's `%I`: the instance with its escaping undone, every `-` a `/`
+/// (systemd.unit(5), as `systemd-escape -u` does).
+fn unescaped(instance: &str) -> String {
+    instance.replace('-', "/")
+}
+
+/// The `ExecStart=` of a unit, as arguments, with `%i` and `%I` expanded as
+/// systemd expands them for `instance`.
 fn exec_start(unit: &str, instance: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("contrib/systemd")
@@ -231,11 +238,18 @@ fn exec_start(unit: &str, instance: &str) -> Vec<String> {
     let mut words = line.split_whitespace();
     let binary = words.next().unwrap();
     assert!(binary.ends_with("/patina-forge"), "{unit} runs {binary}");
-    words.map(|w| w.replace("%I", instance)).collect()
+    words
+        .map(|w| {
+            w.replace("%i", instance)
+                .replace("%I", &unescaped(instance))
+        })
+        .collect()
 }
 
-#[test]
-fn the_units_run_resume_with_flags_that_exist() {
+/// A world with a reference repository registered as `acme-widget` (a
+/// name with a `-`, as most are), its refs discovered, and a forge holding
+/// them.
+fn registered_world() -> (TestEnv, FakeForge) {
     let env = TestEnv::with_origin();
     env.commit("fix: first (#1)\n\nFixes #2");
     let forge = forge_with_items(2);
@@ -243,15 +257,21 @@ fn the_units_run_resume_with_flags_that_exist() {
     std::fs::write(
         env.patina_home().join("registry.yaml"),
         format!(
-            "repos:\n  widget:\n    path: {}\n    github: acme/widget\n",
+            "repos:\n  acme-widget:\n    path: {}\n    github: acme/widget\n",
             env.repo().display()
         ),
     )
     .unwrap();
     env.run(["--offline"]).assert_success();
+    (env, forge)
+}
+
+#[test]
+fn the_units_run_resume_with_flags_that_exist() {
+    let (env, _forge) = registered_world();
 
     // The templated unit, for the registered repository.
-    let args = exec_start("patina-forge@.service", "widget");
+    let args = exec_start("patina-forge@.service", "acme-widget");
     assert!(args.contains(&"--resume".to_owned()), "{args:?}");
     let out = env.run_in(env.root(), &args);
     out.assert_success();
@@ -267,6 +287,113 @@ fn the_units_run_resume_with_flags_that_exist() {
     out.assert_success();
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
     assert!(out.stdout.contains("Nothing pending"), "{}", out.stdout);
+}
+
+/// A plist as Python's `plistlib` (what macOS's own tools agree with) reads
+/// it, as JSON.
+fn read_plist(path: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, plistlib, sys\n\
+             with open(sys.argv[1], 'rb') as f:\n    \
+             print(json.dumps(plistlib.load(f)))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3 is needed to read the launchd plists with plistlib");
+    assert!(
+        out.status.success(),
+        "{} is not a valid plist: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every launchd agent in contrib/launchd/ is a plist with the keys that make
+/// it an hourly, low-priority background job, and its ProgramArguments run
+/// `--resume` with flags patina-forge accepts, against the fake forge.
+#[test]
+fn the_launchd_agents_parse_and_run_resume() {
+    let (env, _forge) = registered_world();
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/launchd");
+    let mut plists: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "plist"))
+        .collect();
+    plists.sort();
+    assert_eq!(plists.len(), 2, "a project agent and a repository agent");
+    let mut runs = 0;
+    for path in &plists {
+        let plist = read_plist(path);
+        let what = path.display();
+        let label = plist["Label"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: Label"));
+        assert_eq!(
+            path.file_name().unwrap().to_str().unwrap(),
+            format!("{label}.plist"),
+            "launchctl finds an agent by its file named after its Label"
+        );
+        assert_eq!(plist["RunAtLoad"], true, "{what}");
+        assert_eq!(plist["ProcessType"], "Background", "{what}");
+        assert_eq!(plist["LowPriorityIO"], true, "{what}");
+        assert!(plist["Nice"].as_i64().is_some_and(|n| n > 0), "{what}");
+        let hourly = plist["StartInterval"] == 3600
+            || plist["StartCalendarInterval"].as_object().is_some_and(|c| {
+                c.len() == 1 && c["Minute"].as_i64().is_some_and(|m| (0..60).contains(&m))
+            });
+        assert!(
+            hourly,
+            "{what}: neither StartInterval 3600 nor a minute of every hour"
+        );
+        let path_var = plist["EnvironmentVariables"]["PATH"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: EnvironmentVariables PATH"));
+        for dir in ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"] {
+            assert!(
+                path_var.split(':').any(|d| d == dir),
+                "{what}: PATH lacks {dir}"
+            );
+        }
+        for key in ["StandardOutPath", "StandardErrorPath"] {
+            let log = plist[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: {key}"));
+            assert!(
+                log.starts_with("/Users/me/.patina/logs/") && log.ends_with(".log"),
+                "{what}: {key} {log}"
+            );
+        }
+
+        let argv: Vec<String> = plist["ProgramArguments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: ProgramArguments"))
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        assert!(argv[0].ends_with("/patina-forge"), "{what}: {argv:?}");
+        assert!(argv.contains(&"--resume".to_owned()), "{what}: {argv:?}");
+        let mut args = argv[1..].to_vec();
+        // The checked-in agent is for `claude-code`; the world has `acme-widget`.
+        if let Some(at) = args.iter().position(|a| a == "--repo") {
+            args[at + 1] = "acme-widget".to_owned();
+        }
+        let dir = match plist.get("WorkingDirectory") {
+            Some(_) => env.repo(),
+            None => env.root(),
+        };
+        let out = env.run_in(dir, &args);
+        out.assert_success();
+        runs += 1;
+    }
+    assert_eq!(runs, 2);
+    assert_eq!(
+        env.query("SELECT count(*) FROM forge_refs WHERE resolved IS NULL")[0][0],
+        "0"
+    );
 }
 
 #[test]

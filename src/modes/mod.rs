@@ -2,9 +2,9 @@
 //! [`crate::Mode`] names. Every mode that talks to the forge connects through
 //! [`crate::connect`].
 
-pub mod completions;
 pub mod discover;
 pub mod drain;
+pub mod generate;
 pub mod log;
 pub mod status;
 pub mod stop;

@@ -608,6 +608,60 @@ fn two_processes_on_two_repositories_keep_one_spacing() {
     );
 }
 
+/// Three repositories draining at once under one account: one spacing
+/// across them, and together they keep the reserve (100 of 1,000 kept; 20
+/// requests above it for 30 refs): at most those 20 before the reset (and
+/// the one each process may have had in flight), never a 403, and the rest
+/// after it.
+#[test]
+fn three_repositories_at_once_keep_one_spacing_and_the_reserve() {
+    let _serial = serial();
+    let (widget, forge) = world();
+    let reset = now_secs() + 8;
+    forge.set_rate_limit(1_000, 120, reset);
+    let numbers: Vec<u64> = (1..=10).collect();
+    backlog(&widget, &forge, FORGE, &numbers);
+    let mut others = Vec::new();
+    for name in ["gadget", "gizmo"] {
+        let env = TestEnv::new();
+        env.set_origin(&format!("https://github.com/acme/{name}.git"));
+        backlog(&env, &forge, &format!("acme/{name}"), &numbers);
+        others.push(env);
+    }
+    let home = widget.patina_home();
+    let args = ["--limit", "10", "--delay", "50ms"];
+    let runs = [
+        background(&widget, home, &forge.url(), &args, "widget"),
+        background(&others[0], home, &forge.url(), &args, "gadget"),
+        background(&others[1], home, &forge.url(), &args, "gizmo"),
+    ];
+    for run in runs {
+        run.wait(drive::HANG_GUARD).ok();
+    }
+    let mut log = forge.requests();
+    log.sort_by_key(|r| r.at);
+    assert_eq!(log.len(), 30);
+    assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
+    let before_reset: Vec<&Logged> = log
+        .iter()
+        .filter(|r| wall_ms(r.at) < reset * 1_000)
+        .collect();
+    assert!(
+        before_reset.len() <= 23,
+        "{} before the reset",
+        before_reset.len()
+    );
+    let closest = before_reset
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .min()
+        .unwrap();
+    assert!(
+        closest >= Duration::from_millis(30),
+        "two requests {closest:?} apart"
+    );
+}
+
 #[test]
 fn the_spacing_holds_across_consecutive_processes() {
     let _serial = serial();

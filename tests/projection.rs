@@ -11,6 +11,9 @@ mod testenv;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use drive::{Background, HANG_GUARD, Ran};
@@ -267,12 +270,34 @@ fn assert_nothing_fetched(requests: &[Logged]) {
     }
 }
 
+/// After a run, `patina.db` alone holds everything: no WAL is left beside
+/// it, and a copy of the file by itself has every item.
+fn assert_whole_without_wal(scratch: &Path, db: &Path) {
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "a WAL is left: {}",
+        wal.display()
+    );
+    let copy = scratch.join("copy-of-patina.db");
+    std::fs::copy(db, &copy).unwrap();
+    assert_eq!(
+        query_patina(
+            &copy,
+            "SELECT (SELECT count(*) FROM forge_issues) + (SELECT count(*) FROM forge_prs)"
+        ),
+        [[(ISSUES.len() + PRS.len()).to_string()]]
+    );
+    std::fs::remove_file(&copy).unwrap();
+}
+
 /// The drained world, its view, and a run of `--resume` after `harm`, which
 /// must give the same view with nothing fetched.
 fn survives(harm: impl FnOnce(&TestEnv)) -> (TestEnv, FakeForge) {
     let forge = forge();
     let env = drained(&forge);
     let db = env.db_path();
+    assert_whole_without_wal(env.root(), &db);
     let before = view(&db);
     assert_patina_schema_only(&db);
     assert_eq!(before.issues.len(), ISSUES.len());
@@ -481,4 +506,63 @@ fn patina_db_deleted_during_a_background_drain_loses_nothing() {
     assert_eq!(v.counts[0][1..], ["257", "257", "0", "0"], "{:?}", v.counts);
     assert_eq!(v.indexed.len(), TOP as usize);
     assert_eq!(v.search_rows.len(), TOP as usize);
+}
+
+/// patina's own sync, looking at our PID file: it removes the file when it
+/// cannot read a PID from it. Runs until `stop` is raised.
+fn patinas_pid_check(path: std::path::PathBuf, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut removed = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && text.trim().parse::<u32>().is_err()
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    })
+}
+
+#[test]
+fn an_empty_pid_file_removed_by_patina_never_lets_a_second_drain_start() {
+    let forge = forge();
+    let env = drained(&forge);
+    env.commit("fix: one more (#8)");
+    forge.put(FORGE, Item::issue(8, "Issue 8"));
+    run(&env, &forge, &["--offline"]).ok();
+    let pid_file = env.patina_home().join("run/forge-sync-acme-widget.pid");
+    // The request for #8 takes long: the first drain holds its lock meanwhile.
+    forge.set_latency(Duration::from_secs(3));
+    for round in 0..10 {
+        // The moment: an empty PID file as a drain starts, and patina's check.
+        std::fs::write(&pid_file, "").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let check = patinas_pid_check(pid_file.clone(), stop.clone());
+        let cmd = drive::command(
+            &env,
+            env.patina_home(),
+            &forge.url(),
+            &[("GITHUB_TOKEN", TOKEN)],
+            &["--limit", "1", "--delay", DELAY],
+        );
+        let first = Background::start(&env, cmd, "--limit 1".into(), &format!("first-{round}"));
+        let asked = forge.requests().len();
+        drive::wait_until("the first drain asks the forge", HANG_GUARD, || {
+            forge.requests().len() > asked
+        });
+        stop.store(true, Ordering::Relaxed);
+        check.join().unwrap();
+        // It holds the lock on the file at the path, with its PID in it.
+        let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        assert_eq!(
+            text.trim(),
+            first.pid().to_string(),
+            "round {round}: PID file"
+        );
+        let second = run(&env, &forge, &["--limit", "1", "--delay", DELAY]);
+        second.exit(75);
+        drop(first);
+    }
 }

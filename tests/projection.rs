@@ -566,3 +566,37 @@ fn an_empty_pid_file_removed_by_patina_never_lets_a_second_drain_start() {
         drop(first);
     }
 }
+
+#[test]
+fn an_edited_item_keeps_one_search_row_with_its_new_words() {
+    let forge = forge();
+    let env = drained(&forge);
+    let db = env.db_path();
+    forge.put(
+        FORGE,
+        Item::issue(2, "Issue 2, edited").body(Some("now it says wombat")),
+    );
+    run(&env, &forge, &["--resume", "--delay", DELAY]).ok();
+    let v = view(&db);
+    assert_eq!(
+        v.found["quokka2"],
+        Vec::<String>::new(),
+        "the old version is still found"
+    );
+    assert_eq!(
+        query_patina(
+            &db,
+            "SELECT file_path, symbol_name FROM code_fts WHERE code_fts MATCH 'wombat'"
+        ),
+        [["https://github.com/acme/widget/issues/2", "Issue 2, edited"]]
+    );
+    assert_eq!(
+        v.search_rows.len(),
+        ISSUES.len() + PRS.len(),
+        "one row per item"
+    );
+    assert_eq!(
+        v.indexed[&("forge.issue".to_string(), "2".to_string())],
+        ["Issue 2, edited", "now it says wombat"]
+    );
+}

@@ -293,7 +293,8 @@ fn assert_whole_without_wal(scratch: &Path, db: &Path) {
 
 /// The drained world, its view, and a run of `--resume` after `harm`, which
 /// must give the same view with nothing fetched.
-fn survives(harm: impl FnOnce(&TestEnv)) -> (TestEnv, FakeForge) {
+/// `note` is what the run must say on stderr about what it did.
+fn survives(note: &str, harm: impl FnOnce(&TestEnv)) -> (TestEnv, FakeForge) {
     let forge = forge();
     let env = drained(&forge);
     let db = env.db_path();
@@ -323,7 +324,13 @@ fn survives(harm: impl FnOnce(&TestEnv)) -> (TestEnv, FakeForge) {
 
     harm(&env);
     forge.clear_log();
-    run(&env, &forge, &["--resume", "--delay", DELAY]).ok();
+    let ran = run(&env, &forge, &["--resume", "--delay", DELAY]);
+    ran.ok();
+    assert!(
+        ran.stderr.contains(note),
+        "no note {note:?}\n{}",
+        ran.dump()
+    );
     forge.wait_idle();
     assert_nothing_fetched(&forge.requests());
     assert_eq!(view(&db), before, "patina's reads changed");
@@ -344,7 +351,7 @@ fn events(db: &Path) -> u64 {
 
 #[test]
 fn patina_db_deleted_while_idle_is_rebuilt_without_a_request() {
-    survives(|env| {
+    survives("written again from the store (no request)", |env| {
         let db = env.db_path();
         std::fs::remove_file(&db).unwrap();
         assert!(store_of(&db).is_file(), "our store stays");
@@ -354,7 +361,7 @@ fn patina_db_deleted_while_idle_is_rebuilt_without_a_request() {
 #[test]
 fn patinas_insert_or_replace_is_repaired_without_new_events() {
     let mut events_after_harm = 0;
-    let (env, _forge) = survives(|env| {
+    let (env, _forge) = survives("written again from the store (no request)", |env| {
         let db = env.db_path();
         let conn = Connection::open(&db).unwrap();
         // patina's own forge scrape: whole rows, its column lists, a row
@@ -384,7 +391,7 @@ fn patinas_insert_or_replace_is_repaired_without_new_events() {
 
 #[test]
 fn an_emptied_and_refilled_search_index_gets_its_forge_rows_back() {
-    let (env, _forge) = survives(|env| {
+    let (env, _forge) = survives("written again from the store (no request)", |env| {
         let conn = Connection::open(env.db_path()).unwrap();
         // patina's code scrape.
         conn.execute_batch(
@@ -410,7 +417,7 @@ fn an_emptied_and_refilled_search_index_gets_its_forge_rows_back() {
 fn a_store_of_the_former_layout_moves_once_without_a_request() {
     // The former layout kept everything in patina.db: fold our store back
     // into it, as a build before the split would have left it.
-    survives(|env| {
+    survives("data moved out of", |env| {
         let db = env.db_path();
         let store = store_of(&db);
         let conn = Connection::open(&db).unwrap();

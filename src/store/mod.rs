@@ -69,8 +69,13 @@ pub struct Store {
     conn: Connection,
     /// patina's file, for writers.
     patina: Option<Attached>,
-    /// What the last projection check found missing and wrote again.
+    /// What the projection checks of this store found missing and wrote
+    /// again, added up.
     repaired: Repaired,
+    /// How often patina's file was found replaced before a write.
+    followed: u32,
+    /// Whether opening moved a database of the former layout into the store.
+    adopted: bool,
 }
 
 impl Drop for Store {
@@ -149,6 +154,17 @@ impl Store {
     /// database itself, upgrades both, moves a database of the former layout
     /// into the store, and makes the projection whole.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// [`Store::open`] without the projection check, which the next writing
+    /// run makes: for `--sync`'s parent, which must return at once (its
+    /// child checks).
+    pub fn open_unchecked(path: &Path) -> Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, check: bool) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).with_context(|| {
                 format!("cannot create the database folder {}", parent.display())
@@ -163,15 +179,17 @@ impl Store {
             conn,
             patina: None,
             repaired: Repaired::default(),
+            followed: 0,
+            adopted: false,
         };
-        store.attach(path, found == 0)?;
+        store.attach(path, found == 0, check)?;
         Ok(store)
     }
 
     /// Attaches patina's file at `path` (creating it, with patina's objects),
     /// moves the former layout's contents when it has them (copying them only
-    /// into a `new_store`), and projects whatever is missing.
-    fn attach(&mut self, path: &Path, new_store: bool) -> Result<()> {
+    /// into a `new_store`), and, with `check`, projects whatever is missing.
+    fn attach(&mut self, path: &Path, new_store: bool, check: bool) -> Result<()> {
         let legacy = prepare_patina(path)?;
         let name = path
             .to_str()
@@ -191,8 +209,12 @@ impl Store {
         if legacy > 0 {
             schema::adopt_legacy(&mut self.conn, new_store)
                 .with_context(|| format!("database {}", path.display()))?;
+            self.adopted |= new_store;
         }
-        self.repaired = self.write_raw(project::reconcile)?;
+        if check {
+            let repaired = self.write_raw(project::reconcile)?;
+            self.repaired.add(repaired);
+        }
         Ok(())
     }
 
@@ -219,7 +241,8 @@ impl Store {
             .execute_batch("DETACH DATABASE patina")
             .context("cannot let go of the replaced patina.db")?;
         self.patina = None;
-        self.attach(&path, false)
+        self.followed += 1;
+        self.attach(&path, false, true)
     }
 
     /// Runs `f` in one immediate transaction over both files and commits it
@@ -234,9 +257,22 @@ impl Store {
         Ok(value)
     }
 
-    /// What opening found missing in `patina.db` and projected again.
+    /// What the projection checks so far found missing in `patina.db` and
+    /// wrote again.
     pub fn repaired(&self) -> Repaired {
         self.repaired
+    }
+
+    /// Whether opening moved a database of the former layout (our tables
+    /// inside patina's file) into the store.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// How often `patina.db` was found deleted or replaced before a write,
+    /// and followed.
+    pub fn followed(&self) -> u32 {
+        self.followed
     }
 
     /// Opens our store for reading only; `None` when neither it nor the
@@ -264,6 +300,8 @@ impl Store {
             conn,
             patina: None,
             repaired: Repaired::default(),
+            followed: 0,
+            adopted: false,
         }))
     }
 

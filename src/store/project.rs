@@ -351,6 +351,13 @@ impl Repaired {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// Adds what a later check repaired.
+    pub fn add(&mut self, other: Repaired) {
+        self.refs += other.refs;
+        self.items += other.items;
+        self.search |= other.search;
+    }
 }
 
 /// Items of our store whose patina row differs, or whose `event_seq` does

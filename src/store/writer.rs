@@ -1,6 +1,8 @@
-//! The writes of one outcome, inside its transaction: an item and its
-//! event, the ref's state, the run's counters, the listing cursor, the
-//! refresh mark, and what is known of the forge. [`Store::write`] runs them.
+//! The writes of one outcome, inside its transaction: an item, the ref's
+//! state, the run's counters, the listing cursor, the refresh mark, and what
+//! is known of the forge, into our store; then what of it patina reads into
+//! `patina.db` (`project.rs`): the item's row, event and search row, the
+//! ref's row, the mark. [`Store::write`] runs them.
 //!
 //! [`Store::write`]: super::Store::write
 
@@ -19,8 +21,9 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     /// Stores an issue or PR (as ref `number`, which differs from the item's
-    /// own number only after a transfer) and appends its event when it is new
-    /// or its `updated_at` changed. Returns whether an event was appended.
+    /// own number only after a transfer) and projects it, appending its event
+    /// when it is new, its `updated_at` changed or its discussion is known
+    /// for the first time. Returns whether an event was appended.
     pub fn store_item(&self, number: u32, item: &Item, etag: Option<&str>) -> Result<bool> {
         let labels = serde_json::to_string(&item.labels)?;
         // What an answer without the discussion (REST) does not carry is

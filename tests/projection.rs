@@ -533,7 +533,7 @@ fn patinas_pid_check(path: std::path::PathBuf, stop: Arc<AtomicBool>) -> JoinHan
 }
 
 #[test]
-fn an_empty_pid_file_removed_by_patina_never_lets_a_second_drain_start() {
+fn an_empty_pid_file_removed_by_patina_never_lets_a_second_sync_start() {
     let forge = forge();
     let env = drained(&forge);
     env.commit("fix: one more (#8)");
@@ -568,7 +568,20 @@ fn an_empty_pid_file_removed_by_patina_never_lets_a_second_drain_start() {
             first.pid().to_string(),
             "round {round}: PID file"
         );
-        let second = run(&env, &forge, &["--limit", "1", "--delay", DELAY]);
+        // Another --sync starts: it must find the lock held.
+        let second = run(&env, &forge, &["--sync", "--delay", DELAY]);
+        if let Some(pid) = second
+            .stdout
+            .strip_prefix("Syncing in background (PID ")
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        {
+            // It started: end it by its PID before failing.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         second.exit(75);
         drop(first);
     }

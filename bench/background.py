@@ -56,8 +56,10 @@ def main():
     base = [args.bin, "-C", repo, "--forge", "acme/widget"]
     timed(base + ["--offline"], env)
 
-    # A backlog of --refs numbers, a fifth of them settled, as after hours of syncing.
-    db = os.path.join(repo, ".patina/local/data/patina.db")
+    # A backlog of --refs numbers, a fifth of them settled, as after hours of
+    # syncing; written into our store, which status reads (the next writing
+    # run projects it into patina.db).
+    db = os.path.join(repo, ".patina/local/data/patina-forge.db")
     conn = sqlite3.connect(db)
     conn.executemany(
         "INSERT OR IGNORE INTO forge_refs (repo, ref_number, ref_kind, discovered, pattern, resolved)"

@@ -434,8 +434,11 @@ def check_discussion(db, data, args, graphql):
     issues, and the `comments`/`approvals`/`linked_issues` of the PR's event
     (forge_prs.event_seq, event_type 'forge.pr'). With REST there is none to
     find: no comment rows, counts NULL, approvals 0, no links, empty comments.
-    Returns (problems, stats)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    Returns (problems, stats). Comments and counts live in patina-forge's store
+    beside the db (`<stem>-forge.db`), the events in the db itself."""
+    store = os.path.splitext(db)[0] + "-forge.db"
+    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    con.execute("ATTACH DATABASE ? AS patina", (f"file:{db}?mode=ro",))
     try:
         stored = {}
         for n, pos, cid, author, body, created in con.execute(
@@ -448,7 +451,7 @@ def check_discussion(db, data, args, graphql):
         counts.update({n: c for n, c in con.execute(
             "SELECT number, comment_count FROM forge_prs")})
         events = {seq: (etype, data_) for seq, etype, data_ in con.execute(
-            "SELECT seq, event_type, data FROM eventlog WHERE event_type = 'forge.pr'")}
+            "SELECT seq, event_type, data FROM patina.eventlog WHERE event_type = 'forge.pr'")}
     finally:
         con.close()
 

@@ -42,40 +42,118 @@ pub struct SyncLock {
 impl SyncLock {
     /// Takes the lock without waiting. `Err` carries [`Busy`] when another
     /// process holds it.
+    ///
+    /// patina's own sync removes the PID file when it cannot read a PID in
+    /// it, and a new file may then take its place: a lock on the removed
+    /// file would guard nothing. So the file is created with the PID already
+    /// in it, and once locked and written, it must still be the file at the
+    /// path; if not, the lock is taken again on the one there.
     pub fn acquire(home: &PatinaHome, forge: &ForgeName) -> Result<Self> {
         home.run_dir()?;
         let path = home.pid_file(&forge.owner, &forge.name);
-        let mut file = home::open_private(&path)
-            .with_context(|| format!("cannot open the PID file {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Busy {
-                    pid: read_pid(&mut file),
+        let pid = std::process::id();
+        for _ in 0..LOCK_ATTEMPTS {
+            let mut file = open_with_pid(&path, pid)
+                .with_context(|| format!("cannot open the PID file {}", path.display()))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Busy {
+                        pid: read_pid(&mut file),
+                    }
+                    .into());
                 }
-                .into());
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+                }
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            let mut lock = Self {
+                file,
+                path: path.clone(),
+            };
+            lock.write_pid(pid)?;
+            if lock.is_at_path() {
+                return Ok(lock);
             }
         }
-        let mut lock = Self { file, path };
-        lock.write_pid(std::process::id())?;
-        Ok(lock)
+        anyhow::bail!(
+            "cannot hold {}: another program keeps removing or replacing it",
+            path.display()
+        )
+    }
+
+    /// Whether the locked file is the one at the path now.
+    fn is_at_path(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
+            (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+            _ => false,
+        }
     }
 
     /// Records the PID of the process that now holds the lock (after a fork,
     /// the child's).
     ///
     /// Positional writes: after a fork, parent and child share the file's
-    /// offset, and both write the child's PID.
+    /// offset, and both write the child's PID. One write of one width over
+    /// the old record, never a truncation first: the file is never empty nor
+    /// holds a piece of an older PID, either of which patina's own sync
+    /// would take for a dead sync's file and remove.
     pub fn write_pid(&mut self, pid: u32) -> Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file.set_len(0)?;
+        let record = pid_record(pid);
         self.file
-            .write_all_at(format!("{pid}\n").as_bytes(), 0)
+            .write_all_at(&record, 0)
+            .and_then(|()| self.file.set_len(record.len() as u64))
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
+}
+
+/// How often [`SyncLock::acquire`] takes the lock again when the file was
+/// replaced under it before giving up.
+const LOCK_ATTEMPTS: usize = 8;
+
+/// The PID file's content: `PID\n`, then spaces up to one width for every
+/// PID, so that a new record covers the old one whole. Readers that trim, or
+/// read the first line, see the PID alone.
+fn pid_record(pid: u32) -> Vec<u8> {
+    const WIDTH: usize = 12;
+    let mut record = format!("{pid}\n").into_bytes();
+    record.resize(WIDTH.max(record.len()), b' ');
+    record
+}
+
+/// Opens the PID file; a missing one is created with `pid` already in it
+/// (written to a file of its own, then linked into place, which fails when
+/// another process was first), so that it is never seen empty.
+fn open_with_pid(path: &Path, pid: u32) -> std::io::Result<File> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::FileExt;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        other => return other,
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.new", std::process::id()));
+    let fresh = PathBuf::from(name);
+    let _ = std::fs::remove_file(&fresh);
+    let linked = home::open_private(&fresh)
+        .and_then(|file| file.write_all_at(&pid_record(pid), 0))
+        .and_then(|()| std::fs::hard_link(&fresh, path));
+    let _ = std::fs::remove_file(&fresh);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    open()
 }
 
 /// Who holds the lock, if anyone. Reads only: opens an existing PID file

@@ -38,13 +38,20 @@ Honoured: patina-forge prints no colour.
 .SH FILES
 .TP
 \fI<project root>/.patina/local/data/patina.db\fR
-The project's database, shared with patina (\fI<git dir>/.patina/...\fR for a bare
-repository). Written one outcome per transaction: a kill loses at most the request in
-flight.
+The project's database, patina's (\fI<git dir>/.patina/...\fR for a bare repository).
+patina\-forge writes there a projection of its store in patina's schema alone; when patina
+deletes, rebuilds or writes over it, the next run that writes puts the projection back
+without a request.
+.TP
+\fI<project root>/.patina/local/data/patina\-forge.db\fR
+patina\-forge's store, beside the database and named after it (\fB\-\-db\fR
+\fI/x/foo.db\fR: \fI/x/foo\-forge.db\fR): everything fetched, the backlog, the runs.
+Written one outcome per transaction: a kill loses at most the request in flight.
 .TP
 \fI$PATINA_HOME/run/forge\-sync\-<owner>\-<repo>.pid\fR
 The PID of the process that drains this repository, which holds an exclusive \fBflock\fR on
-the file for its whole life. The lock, not the PID, says whether a sync runs.
+the file for its whole life. The lock, not the PID, says whether a sync runs. The PID is
+written in place, so that the file is never empty.
 .TP
 \fI$PATINA_HOME/logs/forge\-sync\-<owner>\-<repo>.log\fR
 The background sync's log, appended; every line starts with an RFC 3339 UTC time.

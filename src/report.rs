@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::discover::Outcome;
-use crate::store::{Counts, Rate, RunRow};
+use crate::store::{Counts, Rate, Repaired, RunRow};
 
 /// `1 commit`, `18,335 commits`.
 pub fn count(n: u64, singular: &str, plural: &str) -> String {
@@ -385,6 +385,39 @@ pub fn note(message: &str) {
     } else {
         eprintln!("{}", stamped(message));
     }
+}
+
+/// Notes of what opening the store did to patina's file: the former
+/// layout moved out of it, and what it lacked (patina deleted, rebuilt or
+/// wrote over it) written again.
+pub fn opened(db: &std::path::Path, adopted: bool, repaired: Repaired) {
+    if adopted {
+        note(&format!(
+            "note: patina-forge's data moved out of {} into {}, once; {} keeps patina's \
+             schema alone",
+            db.display(),
+            crate::store::store_path(db).display(),
+            db.display()
+        ));
+    }
+    if repaired.is_empty() {
+        return;
+    }
+    let mut what = Vec::new();
+    if repaired.items > 0 {
+        what.push(count(repaired.items, "item", "items"));
+    }
+    if repaired.refs > 0 {
+        what.push(count(repaired.refs, "ref", "refs"));
+    }
+    if repaired.search {
+        what.push("the search rows".to_string());
+    }
+    note(&format!(
+        "note: {} lacked {} of the store's; written again from the store (no request)",
+        db.display(),
+        what.join(", ")
+    ));
 }
 
 /// A line for logs: RFC 3339 UTC time first, so that any line can be placed.

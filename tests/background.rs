@@ -1548,3 +1548,53 @@ fn a_forge_that_cannot_be_reached_ends_the_run_with_one_line_and_loses_nothing()
     );
     assert_eq!(counts_of(&v).pending, 2, "{v}");
 }
+
+/// patina deletes `patina.db` (`patina repo update`) while a background sync
+/// drains: the sync moves to the new file at the path, projects everything
+/// into it, and goes on; nothing is asked for twice, nothing is lost.
+#[test]
+fn patina_db_deleted_under_a_background_sync_loses_nothing() {
+    let (env, forge) = world(BIG);
+    let store = testenv::store_of(&env.db_path());
+    let settled = || -> u64 {
+        testenv::query_db(
+            &store,
+            "SELECT count(*) FROM forge_refs WHERE resolved IS NOT NULL",
+        )[0][0]
+            .parse()
+            .unwrap()
+    };
+    let mut daemon = start_sync(&env, &[]);
+    wait_for("a first listing page settled", PATIENCE, || settled() >= 50);
+    fs::remove_file(env.db_path()).unwrap();
+    let at_deletion = settled();
+    daemon.assert_exits_0(PATIENCE);
+    assert!(at_deletion < BIG, "the sync was over before the file went");
+    forge.wait_idle();
+
+    let mut asked: BTreeMap<String, u64> = BTreeMap::new();
+    for r in forge.requests() {
+        *asked.entry(r.path.clone()).or_default() += 1;
+    }
+    asked.retain(|path, n| *n > 1 && path != fakeforge::IDLE_PROBE);
+    assert!(asked.is_empty(), "asked twice: {asked:?}");
+
+    let counts = db_counts(&env);
+    assert_eq!((counts.total, counts.pending), (BIG, 0), "{counts:?}");
+    let one = |sql: &str| rows(&env, sql)[0][0].clone();
+    let items =
+        one("SELECT (SELECT count(*) FROM forge_issues) + (SELECT count(*) FROM forge_prs)");
+    let patina = |sql: &str| testenv::query_patina(&env.db_path(), sql)[0][0].clone();
+    assert_eq!(
+        patina("SELECT (SELECT count(*) FROM forge_issues) + (SELECT count(*) FROM forge_prs)"),
+        items
+    );
+    assert_eq!(
+        patina("SELECT count(*) FROM eventlog WHERE event_type LIKE 'forge.%'"),
+        items
+    );
+    assert_eq!(
+        patina("SELECT count(*) FROM code_fts WHERE event_type LIKE 'forge.%'"),
+        items
+    );
+}

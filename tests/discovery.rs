@@ -118,24 +118,19 @@ fn database_has_patinas_tables_and_wal() {
                 "source",
                 "resolved",
                 "error",
-                "commit_time",
-                "pattern",
             ],
         ),
     ];
+    // patina's file has patina's schema, exactly: ours lives in our store.
+    let patina = |sql: &str| testenv::query_patina(&env.db_path(), sql);
     for (table, columns) in expected {
-        let info = env.query(&format!("PRAGMA table_info({table})"));
+        let info = patina(&format!("PRAGMA table_info({table})"));
         let names: Vec<&str> = info.iter().map(|row| row[1].as_str()).collect();
-        for column in *columns {
-            assert!(
-                names.contains(column),
-                "{table} lacks column {column}: {names:?}"
-            );
-        }
+        assert_eq!(&names, columns, "{table}");
     }
+    assert_eq!(patina("PRAGMA user_version"), [["0"]]);
     // Primary key of forge_refs is (repo, ref_number).
-    let pk: Vec<(String, String)> = env
-        .query("PRAGMA table_info(forge_refs)")
+    let pk: Vec<(String, String)> = patina("PRAGMA table_info(forge_refs)")
         .into_iter()
         .filter(|row| row[5] != "0")
         .map(|row| (row[5].clone(), row[1].clone()))
@@ -148,7 +143,7 @@ fn database_has_patinas_tables_and_wal() {
         ]
     );
     let types: Vec<(String, String)> = env
-        .query("PRAGMA table_info(forge_refs)")
+        .query("PRAGMA main.table_info(forge_refs)")
         .into_iter()
         .map(|row| (row[1].clone(), row[2].to_uppercase()))
         .collect();
@@ -164,6 +159,7 @@ fn database_has_patinas_tables_and_wal() {
         env.query("PRAGMA journal_mode"),
         vec![vec!["wal".to_string()]]
     );
+    assert_eq!(patina("PRAGMA journal_mode"), [["wal"]]);
 }
 
 #[test]

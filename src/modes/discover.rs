@@ -29,6 +29,7 @@ pub fn run(
 ) -> Result<()> {
     let repo = target.forge.repo.to_string();
     let mut store = Store::open(&target.db_path)?;
+    report::opened(&target.db_path, store.adopted(), store.repaired());
     let outcome = crate::discover::discover(target, &mut store)?;
     if outcome.shallow {
         eprintln!(

@@ -57,7 +57,7 @@ pub fn sync_in_background(
     out: &mut impl Write,
 ) -> Result<()> {
     let repo = target.forge.repo.to_string();
-    let pending = Store::open(&target.db_path)?.pending(&repo)?;
+    let pending = Store::open_unchecked(&target.db_path)?.pending(&repo)?;
     // The kind may need asking, over the network: the child does that.
     github::api_base(
         &target.forge.host,
@@ -115,6 +115,7 @@ fn drain_holding(
     signals::install()?;
     let repo = target.forge.repo.to_string();
     let mut store = Store::open(&target.db_path)?;
+    report::opened(&target.db_path, store.adopted(), store.repaired());
     // Nothing to drain, and nothing to refresh (a bounded drain does not,
     // and before anything was ever fetched there is nothing to refresh).
     let nothing_pending = store.pending(&repo)? == 0;
@@ -142,6 +143,13 @@ fn drain_holding(
             api_note,
         },
     )?;
+    if store.followed() > 0 {
+        report::note(&format!(
+            "note: {} was deleted or replaced during the run; the run went on in the new \
+             file, with everything projected into it again from the store (no request)",
+            target.db_path.display()
+        ));
+    }
     match (nothing_pending, summary.refreshed) {
         // A timer's quiet run: one line.
         (true, Some(changed)) => writeln!(

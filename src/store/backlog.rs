@@ -71,6 +71,7 @@ impl Store {
         mentions: impl IntoIterator<Item = Mention>,
         tips: &[String],
     ) -> Result<Recorded> {
+        self.follow_patina()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -110,6 +111,7 @@ impl Store {
             for tip in tips {
                 add_tip.execute(params![repo, tip])?;
             }
+            super::project::repo_refs(&tx, repo)?;
         }
         tx.commit()?;
         Ok(recorded)

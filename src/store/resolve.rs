@@ -6,8 +6,8 @@
 use anyhow::Result;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::Store;
 use super::writer::Writer;
+use super::{Store, project};
 
 /// A pending ref as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +82,8 @@ impl RunState {
     }
 }
 
-/// patina's high-water mark in `scrape_meta`: the newest `updated_at` a
-/// refresh has stored.
+/// The high-water mark in `scrape_meta` (ours, projected into patina's): the
+/// newest `updated_at` a refresh has stored.
 pub(super) const MARK: &str = "last_processed_forge";
 
 /// The last refresh, for the planner and for status.
@@ -343,6 +343,7 @@ impl Store {
                  SELECT ?1, x, 'unknown', datetime('now'), 'range' FROM n",
                 params![repo, newest],
             )?;
+            project::repo_refs(w.tx, repo)?;
             w.ensure_state(repo)?;
             w.tx.execute(
                 "UPDATE forge_sync_state SET newest_number = max(coalesce(newest_number, 0), ?2)
@@ -385,8 +386,11 @@ impl Store {
         })
     }
 
-    /// Runs `f` in one immediate transaction and commits it.
+    /// Runs `f` in one immediate transaction and commits it. patina's file
+    /// is looked at first: when patina replaced it, the write goes to the
+    /// new file, after the whole projection.
     pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        self.follow_patina()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

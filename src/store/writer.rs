@@ -1,6 +1,8 @@
-//! The writes of one outcome, inside its transaction: an item and its
-//! event, the ref's state, the run's counters, the listing cursor, the
-//! refresh mark, and what is known of the forge. [`Store::write`] runs them.
+//! The writes of one outcome, inside its transaction: an item, the ref's
+//! state, the run's counters, the listing cursor, the refresh mark, and what
+//! is known of the forge, into our store; then what of it patina reads into
+//! `patina.db` (`project.rs`): the item's row, event and search row, the
+//! ref's row, the mark. [`Store::write`] runs them.
 //!
 //! [`Store::write`]: super::Store::write
 
@@ -8,6 +10,7 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 use serde_json::json;
 
+use super::project;
 use super::resolve::{MARK, Rate, sql_int};
 use crate::item::{Comment, Item};
 
@@ -18,8 +21,9 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     /// Stores an issue or PR (as ref `number`, which differs from the item's
-    /// own number only after a transfer) and appends its event when it is new
-    /// or its `updated_at` changed. Returns whether an event was appended.
+    /// own number only after a transfer) and projects it, appending its event
+    /// when it is new, its `updated_at` changed or its discussion is known
+    /// for the first time. Returns whether an event was appended.
     pub fn store_item(&self, number: u32, item: &Item, etag: Option<&str>) -> Result<bool> {
         let labels = serde_json::to_string(&item.labels)?;
         // What an answer without the discussion (REST) does not carry is
@@ -63,29 +67,6 @@ impl Writer<'_> {
         // A new version, or the first time its discussion is known.
         let changed = known_updated.as_deref() != Some(item.updated_at.as_str())
             || (item.details.is_some() && !had_details);
-        let seq = if changed {
-            let mut data = json!({
-                "number": number,
-                "title": item.title,
-                "body": item.body,
-                "state": item.state(),
-                "labels": item.labels,
-                "author": item.author,
-                "url": item.url,
-                "updated_at": item.updated_at,
-            });
-            let kind = if item.is_pr() {
-                data["linked_issues"] = linked.clone();
-                data["comments"] = json!(self.comments_text(number)?);
-                data["approvals"] = json!(approvals);
-                "forge.pr"
-            } else {
-                "forge.issue"
-            };
-            Some(self.event(kind, number, item, &data)?)
-        } else {
-            None
-        };
 
         if item.is_pr() {
             self.tx.execute(
@@ -100,7 +81,6 @@ impl Writer<'_> {
                      url = excluded.url, updated_at = excluded.updated_at,
                      linked_issues = excluded.linked_issues, approvals = excluded.approvals,
                      comment_count = excluded.comment_count, closed_at = excluded.closed_at,
-                     event_seq = coalesce(excluded.event_seq, forge_prs.event_seq),
                      etag = coalesce(excluded.etag, forge_prs.etag)",
                 params![
                     number,
@@ -114,7 +94,7 @@ impl Writer<'_> {
                     item.url,
                     linked.to_string(),
                     approvals,
-                    seq,
+                    None::<i64>,
                     etag,
                     item.updated_at,
                     comment_count,
@@ -133,7 +113,6 @@ impl Writer<'_> {
                      created_at = excluded.created_at, updated_at = excluded.updated_at,
                      url = excluded.url, comment_count = excluded.comment_count,
                      closed_at = excluded.closed_at,
-                     event_seq = coalesce(excluded.event_seq, forge_issues.event_seq),
                      etag = coalesce(excluded.etag, forge_issues.etag)",
                 params![
                     number,
@@ -145,13 +124,16 @@ impl Writer<'_> {
                     item.created_at,
                     item.updated_at,
                     item.url,
-                    seq,
+                    None::<i64>,
                     etag,
                     comment_count,
                     item.closed_at,
                 ],
             )?;
         }
+        // The projection in the same transaction: patina's row, the event
+        // (a new one only for a new version), the search row.
+        project::item(self.tx, number, item.is_pr(), changed, true)?;
         Ok(changed)
     }
 
@@ -175,40 +157,6 @@ impl Writer<'_> {
             ])?;
         }
         Ok(())
-    }
-
-    /// patina's flattening of a PR's discussion: one `author: body` line per
-    /// comment (a deleted account is `ghost`, as GitHub shows it).
-    fn comments_text(&self, number: u32) -> Result<String> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT coalesce(author, 'ghost'), body FROM forge_comments
-             WHERE number = ?1 ORDER BY position",
-        )?;
-        let lines = stmt
-            .query_map([number], |row| {
-                Ok(format!(
-                    "{}: {}",
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(lines.join("\n"))
-    }
-
-    fn event(&self, kind: &str, number: u32, item: &Item, data: &serde_json::Value) -> Result<i64> {
-        self.tx.execute(
-            "INSERT INTO eventlog (event_type, timestamp, source_id, source_file, data)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                kind,
-                item.created_at,
-                number.to_string(),
-                item.url,
-                data.to_string()
-            ],
-        )?;
-        Ok(self.tx.last_insert_rowid())
     }
 
     /// Marks ref `number` resolved as `kind` (adding it when the forge
@@ -237,6 +185,7 @@ impl Writer<'_> {
                  last_error = NULL, next_attempt = NULL, moved_to = excluded.moved_to",
             params![repo, number, kind, moved_to],
         )?;
+        project::one_ref(self.tx, repo, number)?;
         Ok(was_pending.unwrap_or(false))
     }
 
@@ -249,6 +198,9 @@ impl Writer<'_> {
              WHERE repo = ?1 AND ref_number = ?2 AND resolved IS NULL",
             params![repo, number, error],
         )?;
+        if changed == 1 {
+            project::one_ref(self.tx, repo, number)?;
+        }
         Ok(changed == 1)
     }
 
@@ -358,7 +310,7 @@ impl Writer<'_> {
              ON CONFLICT (key) DO UPDATE SET value = max(coalesce(value, ''), excluded.value)",
             params![MARK, updated_at],
         )?;
-        Ok(())
+        project::mark(self.tx)
     }
 
     /// Remembers the first page of a refresh and its ETag.

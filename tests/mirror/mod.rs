@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::testenv::{FORGE, query_db};
+use crate::testenv::{FORGE, query_db, query_patina};
 use fakeforge::{FakeForge, Item, Kind};
 
 /// Where transferred issues go.
@@ -176,6 +176,30 @@ pub fn assert_mirrors(
         Vec::<Vec<String>>::new(),
         "foreign_key_check"
     );
+
+    // patina's file holds exactly what our store does, in patina's columns.
+    for (table, columns) in [
+        (
+            "forge_refs",
+            "repo, ref_number, ref_kind, discovered, source, resolved, error",
+        ),
+        (
+            "forge_issues",
+            "number, title, body, state, labels, author, created_at, updated_at, url, event_seq",
+        ),
+        (
+            "forge_prs",
+            "number, title, body, state, labels, author, created_at, merged_at, url, \
+             linked_issues, approvals, event_seq",
+        ),
+    ] {
+        let sql = format!("SELECT {columns} FROM {table} ORDER BY 1, 2");
+        assert_eq!(
+            query_patina(db, &sql),
+            query_db(db, &sql),
+            "{table}: patina.db is not the projection of the store"
+        );
+    }
 
     // Every ref: its outcome.
     let refs: BTreeMap<u64, Vec<String>> = query_db(

@@ -495,17 +495,49 @@ pub fn db_under(dir: &Path) -> PathBuf {
     dir.join(".patina/local/data/patina.db")
 }
 
+/// Our store beside the database at `db`: `<stem>-forge.db`.
+pub fn store_of(db: &Path) -> PathBuf {
+    let stem = db.file_stem().unwrap().to_string_lossy().into_owned();
+    db.with_file_name(format!("{stem}-forge.db"))
+}
+
+/// Our store (the truth) with the database at `path` attached as `patina`,
+/// when the store exists: unqualified names find our tables first, and
+/// `eventlog`, which only patina's file has, there. Without a store, the
+/// database alone.
 fn open_db(path: &Path) -> Connection {
     assert!(path.is_file(), "no database at {}", path.display());
-    Connection::open_with_flags(
+    let store = store_of(path);
+    let main = if store.is_file() { &store } else { path };
+    let conn = Connection::open_with_flags(
+        main,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .unwrap_or_else(|e| panic!("open {}: {e}", main.display()));
+    if main != path {
+        conn.execute("ATTACH DATABASE ?1 AS patina", [path.to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("attach {}: {e}", path.display()));
+    }
+    conn
+}
+
+/// Rows of `sql` on patina's file alone (what patina reads), every value as
+/// text.
+pub fn query_patina(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    assert!(path.is_file(), "no database at {}", path.display());
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    rows_of(&conn, sql)
 }
 
 pub fn query_db(path: &Path, sql: &str) -> Vec<Vec<String>> {
-    let conn = open_db(path);
+    rows_of(&open_db(path), sql)
+}
+
+fn rows_of(conn: &Connection, sql: &str) -> Vec<Vec<String>> {
     let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let columns = stmt.column_count();
     let rows = stmt

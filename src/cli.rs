@@ -81,7 +81,9 @@ pub struct Cli {
 
     /// The database to use instead of the project's
     ///
-    /// Default: <project root>/.patina/local/data/patina.db (patina's own path).
+    /// Default: <project root>/.patina/local/data/patina.db (patina's own path). patina-forge
+    /// keeps its own store beside it, named after it (/x/foo.db: /x/foo-forge.db), and
+    /// projects into the database what patina reads.
     #[arg(long, value_name = "PATH", help_heading = "Target")]
     pub db: Option<PathBuf>,
 

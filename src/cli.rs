@@ -79,6 +79,22 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", value_parser = parse_repo_name, help_heading = "Target")]
     pub repo: Option<String>,
 
+    /// Every repository registered with patina, and the project run from, with any mode
+    ///
+    /// The repositories listed in $PATINA_HOME/registry.yaml (cache/repos/ folders that it
+    /// does not list are not included), and the project in -C DIR or the current directory
+    /// when it is one (a git repository with patina's .patina/ folder) and is not listed.
+    /// Discovery (the walk, which costs no request) runs for each before --resume, --sync and
+    /// --limit N (N refs for each repository), which drain them in one process, taking turns
+    /// one request (a GraphQL batch) at a time, under the one account-wide pace and
+    /// --reserve. A repository that another sync holds is skipped with one line; one that
+    /// fails (its clone is gone, the forge says it does not exist) is reported and the rest
+    /// go on: the exit status is then 1, with one line on stderr for each. --sync --all holds
+    /// a lock of its own (a second one exits 75) and logs to logs/forge-sync-all.log, each
+    /// repository's lines going to its own log; --log --all interleaves them by time.
+    #[arg(long, conflicts_with_all = ["repo", "db", "forge"], help_heading = "Target")]
+    pub all: bool,
+
     /// The database to use instead of the project's
     ///
     /// Default: <project root>/.patina/local/data/patina.db (patina's own path). patina-forge

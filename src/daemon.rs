@@ -49,8 +49,14 @@ impl SyncLock {
     /// in it, and once locked and written, it must still be the file at the
     /// path; if not, the lock is taken again on the one there.
     pub fn acquire(home: &PatinaHome, forge: &ForgeName) -> Result<Self> {
+        Self::acquire_at(home, &home.pid_file(&forge.owner, &forge.name))
+    }
+
+    /// [`SyncLock::acquire`] for the lock at `path` in `run/` (the
+    /// all-repositories lock of `--sync --all`).
+    pub fn acquire_at(home: &PatinaHome, path: &Path) -> Result<Self> {
         home.run_dir()?;
-        let path = home.pid_file(&forge.owner, &forge.name);
+        let path = path.to_owned();
         let pid = std::process::id();
         for _ in 0..LOCK_ATTEMPTS {
             let mut file = open_with_pid(&path, pid)
@@ -159,11 +165,15 @@ fn open_with_pid(path: &Path, pid: u32) -> std::io::Result<File> {
 /// Who holds the lock, if anyone. Reads only: opens an existing PID file
 /// (never creating one), tries a shared lock and lets go at once.
 pub fn holder(home: &PatinaHome, forge: &ForgeName) -> Result<Option<Busy>> {
-    let path = home.pid_file(&forge.owner, &forge.name);
+    holder_at(&home.pid_file(&forge.owner, &forge.name))
+}
+
+/// [`holder`] of the lock at `path`.
+pub fn holder_at(path: &Path) -> Result<Option<Busy>> {
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&path)
+        .open(path)
     {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -257,13 +267,17 @@ pub fn stop(
     forge: &ForgeName,
     patience: std::time::Duration,
 ) -> Result<Option<u32>> {
-    let Some(busy) = holder(home, forge)? else {
+    stop_at(&home.pid_file(&forge.owner, &forge.name), patience)
+}
+
+/// [`stop`] for the holder of the lock at `path`.
+pub fn stop_at(path: &Path, patience: std::time::Duration) -> Result<Option<u32>> {
+    let Some(busy) = holder_at(path)? else {
         return Ok(None);
     };
     let pid = busy
         .pid
         .context("a sync holds the lock but its PID file is empty: cannot signal it")?;
-    let path = home.pid_file(&forge.owner, &forge.name);
     let target = process(pid).with_context(|| {
         format!(
             "{} says PID {pid}, which no sync can have: not signalling it \
@@ -272,7 +286,7 @@ pub fn stop(
             path.display()
         )
     })?;
-    if !holds_open(target, &path)? {
+    if !holds_open(target, path)? {
         anyhow::bail!(
             "PID {pid}, named in {}, does not hold it: the file was written by \
              someone else; not signalling it (`fuser {}` names the holder)",
@@ -283,7 +297,7 @@ pub fn stop(
     nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM)
         .with_context(|| format!("cannot signal PID {pid}"))?;
     let started = std::time::Instant::now();
-    while holder(home, forge)?.is_some() {
+    while holder_at(path)?.is_some() {
         if started.elapsed() > patience {
             anyhow::bail!(
                 "PID {pid} did not stop within {}s; it may be waiting on the network (kill -9 {pid} loses at most the request in flight)",

@@ -104,7 +104,7 @@ impl PatinaHome {
     /// `cache/repos/NAME`. `name` must have passed [`check_name`].
     pub fn reference_repo(&self, name: &str) -> Result<RegisteredRepo> {
         debug_assert!(check_name(name).is_ok());
-        let registry = self.dir.join("registry.yaml");
+        let registry = self.registry();
         if let Some(found) = read_registry_entry(&registry, name)? {
             return Ok(found);
         }
@@ -121,6 +121,54 @@ impl PatinaHome {
             registry.display(),
             cached.display()
         )
+    }
+}
+
+impl PatinaHome {
+    /// `registry.yaml`'s path.
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("registry.yaml")
+    }
+
+    /// `run/forge-sync-all.pid`: the lock `--sync --all` holds (no
+    /// repository's PID file can have this name: those are
+    /// `forge-sync-OWNER-REPO.pid`).
+    pub fn all_pid_file(&self) -> PathBuf {
+        self.dir.join("run").join("forge-sync-all.pid")
+    }
+
+    /// `logs/forge-sync-all.log`: what `--sync --all` says of the whole run;
+    /// each repository's lines go to its own log.
+    pub fn all_log_file(&self) -> PathBuf {
+        self.dir.join("logs").join("forge-sync-all.log")
+    }
+
+    /// Every reference repository in `registry.yaml`, in the file's order,
+    /// each with its entry read as [`PatinaHome::reference_repo`] reads it
+    /// (an entry it cannot use is an `Err` of its own, so that one bad
+    /// entry does not hide the rest). No registry is an empty list; one
+    /// that cannot be read or parsed is an error.
+    pub fn registered(&self) -> Result<Vec<(String, Result<RegisteredRepo>)>> {
+        let registry = self.registry();
+        let Some(docs) = load_registry(&registry)? else {
+            return Ok(Vec::new());
+        };
+        let Some(repos) = docs.first().and_then(|doc| doc["repos"].as_hash()) else {
+            return Ok(Vec::new());
+        };
+        Ok(repos
+            .iter()
+            .map(|(key, entry)| {
+                let name = match key {
+                    Yaml::String(name) => name.clone(),
+                    other => format!("{other:?}"),
+                };
+                let found = check_name(&name)
+                    .map_err(|e| anyhow!("{}: repos.{name}: {e}", registry.display()))
+                    .and_then(|()| read_entry(&registry, &name, entry));
+                (name, found)
+            })
+            .collect())
     }
 }
 
@@ -173,33 +221,45 @@ pub fn open_private_read(path: &Path) -> std::io::Result<fs::File> {
     }
 }
 
-fn read_registry_entry(registry: &Path, name: &str) -> Result<Option<RegisteredRepo>> {
+/// The registry's YAML documents; `None` when there is no registry.
+fn load_registry(registry: &Path) -> Result<Option<Vec<Yaml>>> {
     let text = match fs::read_to_string(registry) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", registry.display())),
     };
-    let docs = YamlLoader::load_from_str(&text)
-        .with_context(|| format!("cannot parse {}", registry.display()))?;
+    YamlLoader::load_from_str(&text)
+        .with_context(|| format!("cannot parse {}", registry.display()))
+        .map(Some)
+}
+
+fn read_registry_entry(registry: &Path, name: &str) -> Result<Option<RegisteredRepo>> {
+    let Some(docs) = load_registry(registry)? else {
+        return Ok(None);
+    };
     let Some(entry) = docs.first().map(|doc| &doc["repos"][name]) else {
         return Ok(None);
     };
     if entry.is_badvalue() {
         return Ok(None);
     }
+    read_entry(registry, name, entry).map(Some)
+}
+
+fn read_entry(registry: &Path, name: &str, entry: &Yaml) -> Result<RegisteredRepo> {
     let Some(path) = entry["path"].as_str() else {
         bail!(
             "{}: repos.{name} has no `path`: fix the entry or use -C DIR",
             registry.display()
         );
     };
-    Ok(Some(RegisteredRepo {
+    Ok(RegisteredRepo {
         path: expand_tilde(path),
         github: match &entry["github"] {
             Yaml::String(s) => Some(s.clone()),
             _ => None,
         },
-    }))
+    })
 }
 
 /// patina writes absolute paths, but a hand-edited registry may say `~/…`.

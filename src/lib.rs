@@ -137,6 +137,7 @@ impl TryFrom<cli::Cli> for Config {
                 repo: cli.repo,
                 db: cli.db,
                 forge: cli.forge,
+                all: cli.all,
             },
             mode,
             forge: ForgeOptions {
@@ -166,6 +167,12 @@ pub fn run(config: Config) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     let home = PatinaHome::from_env()?;
+    if config.target.all {
+        let listed = Target::resolve_all(&config.target, &home)?;
+        let code = modes::all::run(&home, &listed, &config.mode, &config.forge, &mut out)?;
+        out.flush()?;
+        return Ok(code);
+    }
     let target = Target::resolve(&config.target, &home)?;
     let (home, target, options, out) = (&home, &target, &config.forge, &mut out);
     match config.mode {

@@ -58,6 +58,8 @@ pub struct TargetSpec {
     pub db: Option<PathBuf>,
     /// `--forge OWNER/REPO`: when `origin` does not tell.
     pub forge: Option<ForgeName>,
+    /// `--all`: every registered repository, and the project run from.
+    pub all: bool,
 }
 
 /// The resolved target of one run.
@@ -92,7 +94,57 @@ impl Target {
                 None,
             ),
         };
-        let repo = open_repository(&start)?;
+        Self::resolve_at(&start, registered, spec)
+    }
+
+    /// `--all`: every repository `registry.yaml` lists, in its order, and
+    /// the project run from (`-C DIR`, else the current directory, when it
+    /// is a git repository with patina's `.patina/` folder) unless the
+    /// registry lists it too. An entry that cannot be used (no clone, no
+    /// forge repository) is listed with its error; only a registry that
+    /// cannot be read, or a `-C DIR` that is no repository, fails the whole.
+    pub fn resolve_all(spec: &TargetSpec, home: &PatinaHome) -> Result<Vec<Listed>> {
+        let mut listed: Vec<Listed> = home
+            .registered()?
+            .into_iter()
+            .map(|(name, found)| {
+                let path = found.as_ref().map(|r| r.path.clone()).unwrap_or_default();
+                let target = found.and_then(|registered| {
+                    let start = registered.path.clone();
+                    Self::resolve_at(&start, Some(registered), spec)
+                });
+                Listed {
+                    name: Some(name),
+                    path,
+                    target,
+                }
+            })
+            .collect();
+        let project = match &spec.path {
+            Some(dir) => Some(Self::resolve_at(dir, None, spec)?),
+            None => Self::resolve_at(Path::new("."), None, spec)
+                .ok()
+                .filter(|t| t.root.join(".patina").is_dir()),
+        };
+        if let Some(project) = project {
+            let same = |t: &Target| same_dir(&t.root, &project.root);
+            if !listed.iter().any(|l| l.target.as_ref().is_ok_and(same)) {
+                listed.push(Listed {
+                    name: None,
+                    path: project.root.clone(),
+                    target: Ok(project),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    fn resolve_at(
+        start: &Path,
+        registered: Option<home::RegisteredRepo>,
+        spec: &TargetSpec,
+    ) -> Result<Self> {
+        let repo = open_repository(start)?;
         let root = match repo.workdir() {
             Some(workdir) => workdir.to_owned(),
             None => repo.git_dir().to_owned(),
@@ -144,6 +196,37 @@ impl Target {
             db_path,
             forge,
         })
+    }
+}
+
+/// One repository of `--all`, usable or not.
+pub struct Listed {
+    /// Its name in `registry.yaml`; `None` for the project run from.
+    pub name: Option<String>,
+    /// Its clone, as the registry says (empty when the entry has no path).
+    pub path: PathBuf,
+    /// The target, or why it cannot be used (its clone is gone, its forge
+    /// repository unknown).
+    pub target: Result<Target>,
+}
+
+impl Listed {
+    /// How output names it: the registry's name, else the forge repository,
+    /// else its folder.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.target) {
+            (Some(name), _) => name.clone(),
+            (None, Ok(target)) => target.forge.repo.to_string(),
+            (None, Err(_)) => self.path.display().to_string(),
+        }
+    }
+}
+
+/// Whether two paths name one folder (symlinks and `..` resolved).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

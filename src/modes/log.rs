@@ -25,3 +25,15 @@ pub fn run(
     let log = home.log_file(&target.forge.repo.owner, &target.forge.repo.name);
     report::tail_log(out, &log, lines, follow)
 }
+
+/// `--log --all`: the logs of every repository of `listed` and of
+/// `--sync --all`, interleaved by time.
+pub fn run_all(
+    _home: &PatinaHome,
+    _listed: &[crate::target::Listed],
+    _lines: usize,
+    _follow: bool,
+    _out: &mut impl Write,
+) -> Result<crate::exit::ExitCode> {
+    anyhow::bail!("--log --all is not built yet")
+}

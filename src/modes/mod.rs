@@ -2,6 +2,7 @@
 //! [`crate::Mode`] names. Every mode that talks to the forge connects through
 //! [`crate::connect`].
 
+pub mod all;
 pub mod discover;
 pub mod drain;
 pub mod generate;

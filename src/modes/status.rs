@@ -92,3 +92,15 @@ pub fn run(
     }
     Ok(())
 }
+
+/// `--status --all`: one table (or one JSON object) for every repository
+/// of `listed`, and the budget left per API host.
+pub fn run_all(
+    _home: &PatinaHome,
+    _listed: &[crate::target::Listed],
+    _options: &ForgeOptions,
+    _json: bool,
+    _out: &mut impl Write,
+) -> Result<crate::exit::ExitCode> {
+    anyhow::bail!("--status --all is not built yet")
+}

@@ -206,10 +206,12 @@ pub struct Cli {
     )]
     pub forge_kind: Option<crate::forge::kind::ForgeKind>,
 
-    /// The forge's API base [default: https://api.github.com, https://HOST/api/v3 for
-    /// GitHub Enterprise, https://HOST/api/v1 for Gitea]
+    /// The forge's API base [default: the one the repository's latest run used, else
+    /// https://api.github.com, https://HOST/api/v3 for GitHub Enterprise, https://HOST/api/v1
+    /// for Gitea]
     ///
-    /// Plain http:// is accepted only for a loopback address.
+    /// Kept with the repository, so that it need not be given again (--all takes each
+    /// repository's own). Plain http:// is accepted only for a loopback address.
     #[arg(
         long,
         value_name = "URL",

@@ -71,7 +71,10 @@ pub fn connect(
         host,
         || probe(home, host, options, purpose),
     )?;
-    let base = github::api_base(host, options.api_url.as_deref(), kind)?;
+    // A base given once (`--api-url`) is kept with the repository, so that
+    // later runs, `--all`'s among them, reach the same API without it.
+    let given = options.api_url.as_deref().or(known.api_base.as_deref());
+    let base = github::api_base(host, given, kind)?;
     let token = token::find(host, kind);
     if purpose == Purpose::Drain {
         check_api(options.api, kind, token.is_some())?;

@@ -19,13 +19,16 @@ pub struct Busy {
     /// What the PID file says; `None` when it cannot be read (a holder
     /// that has not written it yet).
     pub pid: Option<u32>,
+    /// The command that shows the sync: `--status`, or `--status --all`.
+    pub check: &'static str,
 }
 
 impl std::fmt::Display for Busy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let check = self.check;
         match self.pid {
-            Some(pid) => write!(f, "Already syncing (PID {pid}). Check: --status"),
-            None => write!(f, "Already syncing. Check: --status"),
+            Some(pid) => write!(f, "Already syncing (PID {pid}). Check: {check}"),
+            None => write!(f, "Already syncing. Check: {check}"),
         }
     }
 }
@@ -66,6 +69,7 @@ impl SyncLock {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     return Err(Busy {
                         pid: read_pid(&mut file),
+                        check: "--status",
                     }
                     .into());
                 }
@@ -183,6 +187,7 @@ pub fn holder_at(path: &Path) -> Result<Option<Busy>> {
         Ok(()) => Ok(None),
         Err(std::fs::TryLockError::WouldBlock) => Ok(Some(Busy {
             pid: read_pid(&mut file),
+            check: "--status",
         })),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("cannot lock {}", path.display()))

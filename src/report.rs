@@ -435,6 +435,11 @@ pub struct Progress {
     total: u64,
     done: u64,
     last_line: std::time::Instant,
+    /// Starts every plain line (`--all`: `[repository] `).
+    prefix: String,
+    /// Where plain lines go instead of stderr (`--sync --all`: the
+    /// repository's own log).
+    sink: Option<std::fs::File>,
 }
 
 /// Plain progress lines come no more often than this.
@@ -459,6 +464,28 @@ impl Progress {
             total: 0,
             done: 0,
             last_line: std::time::Instant::now(),
+            prefix: String::new(),
+            sink: None,
+        }
+    }
+
+    /// Plain lines only, each starting with `prefix`, to `sink` or else to
+    /// stderr: one repository's progress among others' (`--all`).
+    pub fn lines(prefix: String, sink: Option<std::fs::File>) -> Self {
+        Self {
+            bar: None,
+            prefix,
+            sink,
+            ..Self::new()
+        }
+    }
+
+    fn line(&mut self, message: &str) {
+        let line = stamped(&format!("{}{message}", self.prefix));
+        match &mut self.sink {
+            // A log that cannot be written must not end the drain.
+            Some(file) => drop(writeln!(file, "{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -477,14 +504,11 @@ impl Progress {
             Some(bar) => bar.set_position(done),
             None if self.last_line.elapsed() >= PLAIN_EVERY => {
                 self.last_line = std::time::Instant::now();
-                eprintln!(
-                    "{}",
-                    stamped(&format!(
-                        "progress: {} / {} refs",
-                        thousands(done),
-                        thousands(self.total)
-                    ))
-                );
+                self.line(&format!(
+                    "progress: {} / {} refs",
+                    thousands(done),
+                    thousands(self.total)
+                ));
             }
             None => {}
         }
@@ -494,7 +518,7 @@ impl Progress {
     pub fn log(&mut self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(message),
-            None => eprintln!("{}", stamped(message)),
+            None => self.line(message),
         }
     }
 

@@ -145,6 +145,9 @@ struct Drain<'a> {
     /// Refs one request settles, as the way of asking last said (a GraphQL
     /// batch's size): how the planned work is counted in requests.
     refs_per_request: u64,
+    /// Requests other drains of this process still plan for the same API
+    /// host (`--all`): the budget is spent for all of them.
+    others_planned: u64,
     /// Whether the log was told that a token would be faster.
     told_of_token: bool,
     /// The repository was seen to exist, so a 404 is about the number.
@@ -165,91 +168,210 @@ pub fn drain(
     repo: &str,
     options: Options,
 ) -> Result<Summary> {
-    let run = store.start_run(repo, std::process::id(), options.mode)?;
-    let backlog = Backlog::new(store.candidates(repo)?, unix_now()).with_retry_base(retry_base());
-    let pending = backlog.len() as u64;
-    progress.start(options.limit.unwrap_or(pending).min(pending));
-    let (mut way, completion) = ways(forge.kind(), options.graphql);
-    let mut drain = Drain {
-        store,
-        forge,
-        pace,
-        progress,
-        completion,
-        repo: repo.to_owned(),
-        run,
-        limit: options.limit,
-        summary: Summary::default(),
-        backlog,
-        failures_in_a_row: 0,
-        last_failure: None,
-        unreachable_in_a_row: 0,
-        background: options.mode == "sync",
-        refs_per_request: 1,
-        told_of_token: false,
-        repo_confirmed: false,
-        limited: false,
-    };
-    let api = way.api();
-    drain
-        .store
-        .write(|w| w.set_api(repo, api, options.api_note.as_deref()))?;
-    if way.counts_points() {
-        drain.summary.points = Some(0);
+    let mut session = Session::start(store, forge, pace, progress, repo, options)?;
+    loop {
+        match session.turn() {
+            Turn::Again => {}
+            Turn::Wait(until) => {
+                if !sleep_until(until) {
+                    session.interrupt();
+                }
+            }
+            Turn::Ended => return session.finish(),
+        }
     }
-    let mut outcome = drain.run(&mut way);
-    if let (Ok(End::Done), Refresh::Changed | Refresh::Full) = (&outcome, options.refresh) {
-        outcome = drain.refresh(way.as_mut(), options.refresh == Refresh::Full);
+}
+
+/// One repository's drain, a request at a time: [`drain`] takes all its
+/// turns in a row; `--all` takes turns with other repositories'.
+pub struct Session<'a> {
+    drain: Drain<'a>,
+    way: Box<dyn Way>,
+    refresh: Refresh,
+    /// How it ended, once it has.
+    outcome: Option<Result<End>>,
+}
+
+/// What one [`Session::turn`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// A request was sent (or the way of asking changed): there is more.
+    Again,
+    /// Nothing can be asked before then (refs that failed for now); the
+    /// turn may be given to another repository meanwhile.
+    Wait(SystemTime),
+    /// The drain has ended (and its refresh, if it has one).
+    Ended,
+}
+
+impl<'a> Session<'a> {
+    /// Starts the run (`forge_runs` says it runs from now on) and plans the
+    /// backlog; nothing is sent yet.
+    pub fn start(
+        store: &'a mut Store,
+        forge: &'a GitHub,
+        pace: &'a Pace,
+        progress: &'a mut Progress,
+        repo: &str,
+        options: Options,
+    ) -> Result<Self> {
+        let run = store.start_run(repo, std::process::id(), options.mode)?;
+        let backlog =
+            Backlog::new(store.candidates(repo)?, unix_now()).with_retry_base(retry_base());
+        let pending = backlog.len() as u64;
+        progress.start(options.limit.unwrap_or(pending).min(pending));
+        let (way, completion) = ways(forge.kind(), options.graphql);
+        let drain = Drain {
+            store,
+            forge,
+            pace,
+            progress,
+            completion,
+            repo: repo.to_owned(),
+            run,
+            limit: options.limit,
+            summary: Summary::default(),
+            backlog,
+            failures_in_a_row: 0,
+            last_failure: None,
+            unreachable_in_a_row: 0,
+            background: options.mode == "sync",
+            refs_per_request: 1,
+            others_planned: 0,
+            told_of_token: false,
+            repo_confirmed: false,
+            limited: false,
+        };
+        let api = way.api();
+        let written = drain
+            .store
+            .write(|w| w.set_api(repo, api, options.api_note.as_deref()));
+        let mut session = Self {
+            drain,
+            way,
+            refresh: options.refresh,
+            outcome: None,
+        };
+        if let Err(e) = written {
+            // The run is recorded as failed, as any later error would be.
+            session.outcome = Some(Err(e));
+        } else if session.way.counts_points() {
+            session.drain.summary.points = Some(0);
+        }
+        Ok(session)
     }
-    let (state, error) = match &outcome {
-        Ok(End::Done | End::LimitReached) => (RunState::Finished, None),
-        Ok(End::Interrupted) => (RunState::Interrupted, None),
-        Ok(End::GaveUp(why)) => (RunState::Failed, Some(why.clone())),
-        Err(e) => (RunState::Failed, Some(format!("{e:#}"))),
-    };
-    drain.store.finish_run(run, state, error.as_deref())?;
-    drain.progress.finish();
-    let mut summary = drain.summary;
-    summary.pending = drain.store.pending(repo)?;
-    summary.end = Some(outcome?);
-    Ok(summary)
+
+    /// One request's worth of the drain: the next step of its way of
+    /// asking, or, once the backlog is done, its whole refresh.
+    pub fn turn(&mut self) -> Turn {
+        if self.outcome.is_some() {
+            return Turn::Ended;
+        }
+        let end = match self.drain.tick(&mut self.way) {
+            Ok(Tick::Next) => return Turn::Again,
+            Ok(Tick::Wait(until)) => {
+                let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+                self.drain.progress.log(&format!(
+                    "waiting {} to retry refs that failed for now",
+                    humantime::format_duration(round_secs(wait))
+                ));
+                return Turn::Wait(until);
+            }
+            Ok(Tick::End(end)) => end,
+            Err(e) => {
+                self.outcome = Some(Err(e));
+                return Turn::Ended;
+            }
+        };
+        self.outcome = Some(match (end, self.refresh) {
+            (End::Done, Refresh::Changed | Refresh::Full) => self
+                .drain
+                .refresh(self.way.as_mut(), self.refresh == Refresh::Full),
+            (end, _) => Ok(end),
+        });
+        Turn::Ended
+    }
+
+    /// Ends the drain as interrupted (a stop came while it waited).
+    pub fn interrupt(&mut self) {
+        self.outcome.get_or_insert(Ok(End::Interrupted));
+    }
+
+    /// How often `patina.db` was found deleted or replaced, and followed.
+    pub fn followed(&self) -> u32 {
+        self.drain.store.followed()
+    }
+
+    /// Requests the drain still means to send.
+    pub fn planned_requests(&self) -> u64 {
+        match self.outcome {
+            Some(_) => 0,
+            None => self.drain.planned_requests(),
+        }
+    }
+
+    /// Requests that other drains to the same API host still mean to send:
+    /// the account's budget is theirs too.
+    pub fn set_others_planned(&mut self, requests: u64) {
+        self.drain.others_planned = requests;
+    }
+
+    /// Records how the run ended and counts what is left; the run's
+    /// [`Summary`], or the error that ended it (recorded as a failed run).
+    pub fn finish(self) -> Result<Summary> {
+        let Session { drain, outcome, .. } = self;
+        let outcome = outcome.unwrap_or(Ok(End::Interrupted));
+        let (state, error) = match &outcome {
+            Ok(End::Done | End::LimitReached) => (RunState::Finished, None),
+            Ok(End::Interrupted) => (RunState::Interrupted, None),
+            Ok(End::GaveUp(why)) => (RunState::Failed, Some(why.clone())),
+            Err(e) => (RunState::Failed, Some(format!("{e:#}"))),
+        };
+        drain.store.finish_run(drain.run, state, error.as_deref())?;
+        drain.progress.finish();
+        let mut summary = drain.summary;
+        summary.pending = drain.store.pending(&drain.repo)?;
+        summary.end = Some(outcome?);
+        Ok(summary)
+    }
+}
+
+/// What one tick of the drain's loop came to.
+enum Tick {
+    Next,
+    Wait(SystemTime),
+    End(End),
 }
 
 impl Drain<'_> {
-    fn run(&mut self, way: &mut Box<dyn Way>) -> Result<End> {
-        loop {
-            if signals::stop_requested() {
-                return Ok(End::Interrupted);
-            }
-            if self.budget() == 0 {
-                return Ok(End::LimitReached);
-            }
-            if let Some(why) = self.given_up("") {
-                return Ok(End::GaveUp(format!(
-                    "{why}; {} left pending for the next run",
-                    count(self.backlog.len() as u64, "ref", "refs")
-                )));
-            }
-            if self.backlog.is_empty() {
-                return Ok(End::Done);
-            }
-            match way.step(self)? {
-                Flow::Next => {}
-                Flow::Stopped => return Ok(End::Interrupted),
-                Flow::Wait(until) => {
-                    let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-                    self.progress.log(&format!(
-                        "waiting {} to retry refs that failed for now",
-                        humantime::format_duration(round_secs(wait))
-                    ));
-                    if !sleep_until(until) {
-                        return Ok(End::Interrupted);
-                    }
-                }
-                Flow::Done => return Ok(End::Done),
-                Flow::Switch(next) => *way = next,
-            }
+    /// One pass of the drain's loop: the checks that may end it, then one
+    /// step of the way of asking.
+    fn tick(&mut self, way: &mut Box<dyn Way>) -> Result<Tick> {
+        if signals::stop_requested() {
+            return Ok(Tick::End(End::Interrupted));
         }
+        if self.budget() == 0 {
+            return Ok(Tick::End(End::LimitReached));
+        }
+        if let Some(why) = self.given_up("") {
+            return Ok(Tick::End(End::GaveUp(format!(
+                "{why}; {} left pending for the next run",
+                count(self.backlog.len() as u64, "ref", "refs")
+            ))));
+        }
+        if self.backlog.is_empty() {
+            return Ok(Tick::End(End::Done));
+        }
+        Ok(match way.step(self)? {
+            Flow::Next => Tick::Next,
+            Flow::Stopped => Tick::End(End::Interrupted),
+            Flow::Wait(until) => Tick::Wait(until),
+            Flow::Done => Tick::End(End::Done),
+            Flow::Switch(next) => {
+                *way = next;
+                Tick::Next
+            }
+        })
     }
 
     /// Refs this run may still settle.
@@ -270,7 +392,8 @@ impl Drain<'_> {
     /// Gives the ledger what an answer said of the budget; says once in
     /// the log when a token would have made it faster.
     fn spend(&mut self, budget: crate::pace::Budget) -> Result<()> {
-        let spend = self.pace.budget(budget, self.planned_requests())?;
+        let planned = self.planned_requests() + self.others_planned;
+        let spend = self.pace.budget(budget, planned)?;
         if let crate::pace::Spend::Spread(spacing) = spend
             && !self.forge.has_token()
             && !self.told_of_token
@@ -351,7 +474,7 @@ fn round_secs(d: Duration) -> Duration {
 }
 
 /// Sleeps until `until` in short naps; false when a stop was asked for.
-fn sleep_until(until: SystemTime) -> bool {
+pub(crate) fn sleep_until(until: SystemTime) -> bool {
     loop {
         if signals::stop_requested() {
             return false;

@@ -106,28 +106,14 @@ fn drain_holding(
     _lock: daemon::SyncLock,
     out: &mut impl Write,
 ) -> Result<()> {
-    // A bounded drain stays bounded; the others end with a refresh.
-    let refresh = match (limit, options.full) {
-        (Some(_), _) => Refresh::No,
-        (None, false) => Refresh::Changed,
-        (None, true) => Refresh::Full,
-    };
     signals::install()?;
     let repo = target.forge.repo.to_string();
     let mut store = Store::open(&target.db_path)?;
     report::opened(&target.db_path, store.adopted(), store.repaired());
-    // Nothing to drain, and nothing to refresh (a bounded drain does not,
-    // and before anything was ever fetched there is nothing to refresh).
-    let nothing_pending = store.pending(&repo)? == 0;
-    if nothing_pending && (limit.is_some() || store.refresh_state(&repo)?.mark.is_none()) {
-        writeln!(
-            out,
-            "Nothing pending for {repo}. Run patina-forge to discover new refs."
-        )?;
-        return Ok(());
-    }
+    let Some(nothing_pending) = has_work(&store, &repo, limit)? else {
+        return Ok(writeln!(out, "{}", nothing_pending_line(&repo))?);
+    };
     let Connection { forge, pace } = connect::connect(home, target, options, Purpose::Drain)?;
-    let (graphql, api_note) = connect::choose_api(options.api, forge.kind(), forge.has_token());
     let mut progress = report::Progress::new();
     let summary = drain::drain(
         &mut store,
@@ -135,15 +121,61 @@ fn drain_holding(
         &pace,
         &mut progress,
         &repo,
-        Options {
-            limit,
-            mode,
-            refresh,
-            graphql,
-            api_note,
-        },
+        drain_options(options, &forge, limit, mode),
     )?;
-    if store.followed() > 0 {
+    conclude(target, store.followed(), nothing_pending, &summary, out)
+}
+
+/// Whether a drain has anything to do: `None` when nothing is pending and
+/// there is nothing to refresh either (a bounded drain does not refresh,
+/// and before anything was ever fetched there is nothing to refresh);
+/// else whether nothing is pending (the drain is then a refresh alone).
+pub(crate) fn has_work(store: &Store, repo: &str, limit: Option<u64>) -> Result<Option<bool>> {
+    let nothing_pending = store.pending(repo)? == 0;
+    if nothing_pending && (limit.is_some() || store.refresh_state(repo)?.mark.is_none()) {
+        return Ok(None);
+    }
+    Ok(Some(nothing_pending))
+}
+
+/// What a drain with nothing to do says.
+pub(crate) fn nothing_pending_line(repo: &str) -> String {
+    format!("Nothing pending for {repo}. Run patina-forge to discover new refs.")
+}
+
+/// The drain's options for `--limit` (`limit`), `--resume` and `--sync`.
+pub(crate) fn drain_options(
+    options: &ForgeOptions,
+    forge: &github::GitHub,
+    limit: Option<u64>,
+    mode: &'static str,
+) -> Options {
+    // A bounded drain stays bounded; the others end with a refresh.
+    let refresh = match (limit, options.full) {
+        (Some(_), _) => Refresh::No,
+        (None, false) => Refresh::Changed,
+        (None, true) => Refresh::Full,
+    };
+    let (graphql, api_note) = connect::choose_api(options.api, forge.kind(), forge.has_token());
+    Options {
+        limit,
+        mode,
+        refresh,
+        graphql,
+        api_note,
+    }
+}
+
+/// A drain's closing lines, and its failure when the forge kept failing.
+pub(crate) fn conclude(
+    target: &Target,
+    followed: u32,
+    nothing_pending: bool,
+    summary: &drain::Summary,
+    out: &mut impl Write,
+) -> Result<()> {
+    let repo = target.forge.repo.to_string();
+    if followed > 0 {
         report::note(&format!(
             "note: {} was deleted or replaced during the run; the run went on in the new \
              file, with everything projected into it again from the store (no request)",
@@ -158,7 +190,7 @@ fn drain_holding(
             report::count(changed, "new or changed item", "new or changed items"),
             report::count(summary.requests, "request", "requests")
         )?,
-        _ => drain::print_summary(out, &summary)?,
+        _ => drain::print_summary(out, summary)?,
     }
     out.flush()?;
     if let Some(End::GaveUp(why)) = &summary.end {

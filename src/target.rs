@@ -111,7 +111,12 @@ impl Target {
                 let path = found.as_ref().map(|r| r.path.clone()).unwrap_or_default();
                 let target = found.and_then(|registered| {
                     let start = registered.path.clone();
-                    Self::resolve_at(&start, Some(registered), spec)
+                    Self::resolve_at(&start, Some(registered), spec).map_err(|e| {
+                        anyhow!(
+                            "{e:#} (clone it again, or remove repos.{name} from {})",
+                            home.registry().display()
+                        )
+                    })
                 });
                 Listed {
                     name: Some(name),

@@ -173,7 +173,9 @@ fn resume_all_drains_every_repository_fairly_and_reports_the_one_that_failed() {
         .collect();
     assert_eq!(errors.len(), 1, "{}", out.dump());
     assert!(
-        errors[0].starts_with("error: gone: ") && errors[0].contains("gone-clone does not exist"),
+        errors[0].starts_with("error: gone: ")
+            && errors[0].contains("gone-clone does not exist (clone it again, or remove repos.gone from")
+            && errors[0].ends_with("registry.yaml)"),
         "{}",
         out.dump()
     );
@@ -220,6 +222,45 @@ fn resume_all_drains_every_repository_fairly_and_reports_the_one_that_failed() {
         log.iter().all(|r| r.status == 200 || r.status == 304),
         "{log:#?}"
     );
+}
+
+#[test]
+fn limit_all_settles_at_most_n_refs_of_each_repository() {
+    let world = World::new(5);
+    let out = world.run(&["--limit", "2", "--delay", DELAY]);
+    assert_eq!(out.code, Some(1), "the deleted clone\n{}", out.dump());
+    assert_eq!(world.counts(&world.big, BIG), (3, 2), "{}", out.dump());
+    assert_eq!(world.counts(&world.small, SMALL), (3, 1), "{}", out.dump());
+    assert_eq!(world.counts(&world.tea, TEA), (3, 1), "{}", out.dump());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stop_all_ends_the_sync_of_all_after_its_request_in_flight() {
+    let world = World::new(60);
+    world.github.set_latency(Duration::from_millis(40));
+    let out = world.run(&["--sync", "--delay", "20ms"]);
+    let guard = started(&world, &out);
+    drive::wait_until("a few refs", Duration::from_secs(60), || {
+        world.counts(&world.big, BIG).0 >= 5
+    });
+    let stop = world.run(&["--stop"]);
+    assert_eq!(stop.code, Some(0), "{}", stop.dump());
+    assert_eq!(
+        stop.stdout.trim(),
+        format!("Stopped PID {} (the sync of all repositories)", guard.pid)
+    );
+    assert!(!lock_held(&guard.lock));
+    let (resolved, pending) = world.counts(&world.big, BIG);
+    assert!(pending > 0, "stopped too late to tell: {resolved} resolved");
+    let state = query_db(
+        &testenv::store_of(&world.big.db_path()),
+        "SELECT state FROM forge_runs ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(state, vec![vec!["interrupted".to_owned()]]);
+    let again = world.run(&["--stop"]);
+    assert_eq!(again.stdout.trim(), "No sync running for any repository");
+    drop(guard);
 }
 
 #[test]
@@ -353,22 +394,8 @@ fn kill_9_of_sync_all_then_resume_all_loses_nothing_and_fetches_nothing_twice() 
     let world = World::new(60);
     world.github.set_latency(Duration::from_millis(40));
     let out = world.run(&["--sync", "--delay", "20ms"]);
-    let pid: i32 = out
-        .stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Syncing ")?
-                .split("(PID ")
-                .nth(1)?
-                .strip_suffix(')')?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no PID\n{}", out.dump()));
-    let guard = KillOnDrop {
-        pid,
-        lock: world.home().join("run").join("forge-sync-all.pid"),
-    };
+    let guard = started(&world, &out);
+    let pid = guard.pid;
     // The parent says which repository cannot be synced, and exits 1.
     assert_eq!(out.code, Some(1), "{}", out.dump());
     assert!(out.stderr.contains("error: gone: "), "{}", out.dump());
@@ -403,6 +430,91 @@ fn kill_9_of_sync_all_then_resume_all_loses_nothing_and_fetches_nothing_twice() 
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.len() <= 1, "fetched twice: {twice:?}");
+    drop(guard);
+}
+
+/// The PID `--sync --all`'s parent names, with the guard that kills it
+/// when the test ends.
+#[cfg(target_os = "linux")]
+fn started(world: &World, out: &Ran) -> KillOnDrop {
+    let pid: i32 = out
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Syncing ")?
+                .split("(PID ")
+                .nth(1)?
+                .strip_suffix(')')?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no PID\n{}", out.dump()));
+    KillOnDrop {
+        pid,
+        lock: world.home().join("run").join("forge-sync-all.pid"),
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sync_all_logs_the_whole_run_and_each_repository_in_its_own_log() {
+    let world = World::new(3);
+    let out = world.run(&["--sync", "--delay", DELAY]);
+    let guard = started(&world, &out);
+    let logs = world.home().join("logs");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        vec![
+            format!("Syncing 3 repositories in background (PID {})", guard.pid),
+            format!(
+                "Log: {} (each repository's own too: --log --all)",
+                logs.join("forge-sync-all.log").display()
+            ),
+            "Check: patina-forge --status --all".to_owned(),
+        ],
+        "{}",
+        out.dump()
+    );
+    // The one that cannot be synced is said at once, and fails the start.
+    assert_eq!(out.code, Some(1), "{}", out.dump());
+    assert!(out.stderr.starts_with("error: gone: "), "{}", out.dump());
+    drive::wait_until("the sync to end", Duration::from_secs(120), || {
+        !lock_held(&guard.lock)
+    });
+    let all = fs::read_to_string(logs.join("forge-sync-all.log")).unwrap();
+    let big = fs::read_to_string(logs.join("forge-sync-acme-big.log")).unwrap();
+    let small = fs::read_to_string(logs.join("forge-sync-acme-small.log")).unwrap();
+    // Every line placed in time.
+    for line in all.lines().chain(big.lines()).chain(small.lines()) {
+        assert!(line.starts_with("20") && line.as_bytes()[19] == b'Z', "{line:?}");
+    }
+    let body = |text: &str| -> Vec<String> {
+        text.lines().map(|l| l[21..].to_owned()).collect::<Vec<_>>()
+    };
+    let all = body(&all);
+    for expected in [
+        format!("sync of all repositories started: PID {}, 4 repositories", guard.pid),
+        "[big] Resolved: 2 (2 issues, 0 PRs)".to_owned(),
+        "[small] Resolved: 3 (3 issues, 0 PRs)".to_owned(),
+        "[tea] Resolved: 3 (3 issues, 0 PRs)".to_owned(),
+        "All repositories: 3 drained, 0 skipped (another sync holds them), 1 failed".to_owned(),
+        "sync of all repositories ended (1 failed)".to_owned(),
+    ] {
+        assert!(all.contains(&expected), "{expected:?} not in {all:#?}");
+    }
+    assert!(all.iter().any(|l| l.starts_with("error: gone: ")), "{all:#?}");
+    let big = body(&big);
+    assert!(
+        big.contains(&format!(
+            "sync of {BIG} started: PID {} (--sync --all), 2 pending",
+            guard.pid
+        )),
+        "{big:#?}"
+    );
+    assert!(big.contains(&"Resolved: 2 (2 issues, 0 PRs)".to_owned()), "{big:#?}");
+    assert_eq!(big.last().map(String::as_str), Some("sync of acme/big ended"));
+    assert!(body(&small).contains(&"Resolved: 3 (3 issues, 0 PRs)".to_owned()));
+    assert_eq!(world.counts(&world.big, BIG), (3, 0));
     drop(guard);
 }
 

@@ -66,10 +66,14 @@ impl Failures {
         self.0.push((label.to_owned(), why));
     }
 
-    /// Says which failed, and how the whole ended.
-    fn close(self) -> ExitCode {
+    /// Says which failed, and how the whole ended; `stamped` in a log.
+    fn close(self, stamped: bool) -> ExitCode {
         for (label, why) in &self.0 {
-            eprintln!("error: {label}: {why}");
+            let line = format!("error: {label}: {why}");
+            match stamped {
+                true => eprintln!("{}", report::stamped(&line)),
+                false => eprintln!("{line}"),
+            }
         }
         match self.0.is_empty() {
             true => ExitCode::Success,
@@ -111,7 +115,7 @@ fn discover(
             failures.add(&label, e);
         }
     }
-    Ok(failures.close())
+    Ok(failures.close(false))
 }
 
 /// `--stop --all`: the `--sync --all` process first, then any other sync
@@ -142,7 +146,7 @@ fn stop(home: &PatinaHome, listed: &[Listed], out: &mut impl Write) -> Result<Ex
     if stopped == 0 && failures.0.is_empty() {
         writeln!(out, "No sync running for any repository")?;
     }
-    Ok(failures.close())
+    Ok(failures.close(false))
 }
 
 /// `--resume --all` and `--limit N --all`, in the foreground. They hold the
@@ -179,7 +183,7 @@ fn foreground(
         out,
         &mut failures,
     )?;
-    Ok(failures.close())
+    Ok(failures.close(false))
 }
 
 /// A lock held by a sync of all repositories: `--status --all` shows it.
@@ -230,7 +234,7 @@ fn sync_in_background(
                     failures.add(&entry.label(), e);
                 }
             }
-            Ok(failures.close())
+            Ok(failures.close(false))
         }
         daemon::Detached::Child(_lock) => {
             signals::install()?;
@@ -258,7 +262,7 @@ fn sync_in_background(
                 eprintln!("{}", report::stamped(&format!("sync failed: {e:#}")));
             }
             let failed = failures.0.len();
-            let code = failures.close();
+            let code = failures.close(true);
             eprintln!(
                 "{}",
                 report::stamped(&format!(

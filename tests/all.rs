@@ -224,6 +224,36 @@ fn resume_all_drains_every_repository_fairly_and_reports_the_one_that_failed() {
     );
 }
 
+/// Two repositories on one host share the account's budget: 6 requests
+/// are left above the reserve for 8 refs between them, so the drains
+/// spread them until the reset, where each alone (5 and 3 refs) would have
+/// gone at the `--delay` floor and then stood at the reserve.
+#[test]
+fn drains_on_one_host_spread_the_budget_they_share() {
+    let world = World::new(6);
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 5;
+    world.github.set_rate_limit(1_000, 106, reset);
+    let out = world.run(&["--limit", "100", "--delay", DELAY]);
+    assert_eq!(out.code, Some(1), "the deleted clone\n{}", out.dump());
+    let mut log = world.github.requests();
+    log.sort_by_key(|r| r.at);
+    let gaps: Vec<Duration> = log
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .collect();
+    // After the first answer told the budget: spread, not the floor.
+    for gap in &gaps[1..4] {
+        assert!(*gap >= Duration::from_millis(300), "{gaps:?}");
+    }
+    assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
+    assert_eq!(world.counts(&world.big, BIG), (6, 0), "{}", out.dump());
+    assert_eq!(world.counts(&world.small, SMALL), (4, 0), "{}", out.dump());
+}
+
 #[test]
 fn limit_all_settles_at_most_n_refs_of_each_repository() {
     let world = World::new(5);

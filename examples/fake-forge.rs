@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release --example fake-forge
-//! target/release/examples/fake-forge --repo acme/widget --items 17488 [--pr-every 3]
+//! target/release/examples/fake-forge --repo acme/widget [--repo …] --items 17488 [--pr-every 3]
 //!     [--missing-every 50] [--deleted-every 200] [--port P] [--latency-ms 0]
 //!     [--rate-limit 5000] [--graphql-limit N] [--token T] [--log FILE]
 //! ```
@@ -62,7 +62,8 @@ use std::time::Duration;
 use fakeforge::{FakeForge, Item, default_created, iso, parse_iso};
 
 struct Args {
-    repo: String,
+    /// Every `--repo`, each holding the same items.
+    repos: Vec<String>,
     items: u64,
     pr_every: u64,
     missing_every: u64,
@@ -76,13 +77,13 @@ struct Args {
     log: Option<String>,
 }
 
-const USAGE: &str = "usage: fake-forge --repo OWNER/NAME --items N [--pr-every 3] [--missing-every 50] \
+const USAGE: &str = "usage: fake-forge --repo OWNER/NAME [--repo …] --items N [--pr-every 3] [--missing-every 50] \
 [--deleted-every 200] [--port 0] [--latency-ms 0] [--rate-limit 5000] [--graphql-limit N] [--token T] \
 [--log FILE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        repo: String::new(),
+        repos: Vec::new(),
         items: 0,
         pr_every: 3,
         missing_every: 50,
@@ -107,7 +108,7 @@ fn parse_args() -> Result<Args, String> {
                 .map_err(|_| format!("{flag}: not a number: {v:?}"))
         };
         match flag.as_str() {
-            "--repo" => args.repo = value,
+            "--repo" => args.repos.push(value),
             "--items" => args.items = number(&value)?,
             "--pr-every" => args.pr_every = number(&value)?,
             "--missing-every" => args.missing_every = number(&value)?,
@@ -125,11 +126,11 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
-    let valid = args
-        .repo
-        .split_once('/')
-        .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
-    if !valid {
+    let valid = |repo: &String| {
+        repo.split_once('/')
+            .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+    };
+    if args.repos.is_empty() || !args.repos.iter().all(valid) {
         return Err(format!("--repo OWNER/NAME is required\n{USAGE}"));
     }
     Ok(args)
@@ -247,13 +248,15 @@ fn issue(n: u64) -> Item {
 }
 
 fn fill(forge: &FakeForge, args: &Args) {
-    forge.add_repo(&args.repo);
-    for n in 1..=args.items {
-        match slot(n, args) {
-            Slot::Deleted => forge.delete(&args.repo, n),
-            Slot::Missing => {}
-            Slot::Pr => forge.put(&args.repo, pr(n, args)),
-            Slot::Issue => forge.put(&args.repo, issue(n)),
+    for repo in &args.repos {
+        forge.add_repo(repo);
+        for n in 1..=args.items {
+            match slot(n, args) {
+                Slot::Deleted => forge.delete(repo, n),
+                Slot::Missing => {}
+                Slot::Pr => forge.put(repo, pr(n, args)),
+                Slot::Issue => forge.put(repo, issue(n)),
+            }
         }
     }
 }

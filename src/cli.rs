@@ -29,8 +29,9 @@ patina runs it as `patina scrape forge ARGS…`; it can also be run directly, fr
 or from a systemd timer.";
 
 const AFTER_HELP: &str = "\
-Exit status: 0 done; 1 failed (one line on stderr says what and what to do); 2 bad usage; \
-75 another sync holds this repository (--sync, --limit; --resume says so and exits 0).
+Exit status: 0 done; 1 failed (one line on stderr says what and what to do; with --all, one \
+for each repository that failed); 2 bad usage; 75 another sync holds this repository, or with \
+--all the all-repositories lock (--sync, --limit; --resume says so and exits 0).
 
 Environment: PATINA_HOME (default ~/.patina) holds registry.yaml, the reference \
 repositories under cache/repos/, and run/ (the sync lock and the pace ledger). The token \

@@ -56,6 +56,11 @@ written in place, so that the file is never empty.
 \fI$PATINA_HOME/logs/forge\-sync\-<owner>\-<repo>.log\fR
 The background sync's log, appended; every line starts with an RFC 3339 UTC time.
 .TP
+\fI$PATINA_HOME/run/forge\-sync\-all.pid\fR, \fI$PATINA_HOME/logs/forge\-sync\-all.log\fR
+The lock of \fB\-\-resume \-\-all\fR, \fB\-\-limit \-\-all\fR and \fB\-\-sync \-\-all\fR
+(the same rules as a repository's), and what \fB\-\-sync \-\-all\fR says of the whole
+run; each repository's lines go to its own log.
+.TP
 \fI$PATINA_HOME/run/pace\-<host>.json\fR
 The pace ledger of one API host: when the next request may leave, shared under \fBflock\fR
 by every patina\-forge process of the user.
@@ -65,14 +70,16 @@ by every patina\-forge process of the user.
 Done (also after SIGINT or SIGTERM: what was fetched is kept).
 .TP
 \fB1\fR
-Failed; one line on stderr says what and what to do.
+Failed; one line on stderr says what and what to do. With \fB\-\-all\fR: one line for each
+repository that failed; the others were done.
 .TP
 \fB2\fR
 Bad usage.
 .TP
 \fB75\fR
-Another process holds this repository's sync lock (\fB\-\-sync\fR, \fB\-\-limit\fR;
-\fB\-\-resume\fR says so and exits 0).
+Another process holds this repository's sync lock, or with \fB\-\-all\fR the
+all\-repositories lock (\fB\-\-sync\fR, \fB\-\-limit\fR; \fB\-\-resume\fR says so and
+exits 0).
 .SH PATINA
 patina runs plugins the way git does: \fBpatina scrape forge\fR \fIARGS...\fR and
 \fBpatina forge\fR \fIARGS...\fR execute \fBpatina\-forge\fR \fIARGS...\fR found on
@@ -89,6 +96,10 @@ Resolve the backlog in the background; \fBpatina\-forge \-\-status\fR and
 .TP
 \fBpatina\-forge \-\-repo claude\-code \-\-limit 50\fR
 Resolve 50 refs of a reference repository in the foreground.
+.TP
+\fBpatina\-forge \-\-resume \-\-all\fR
+Walk the new commits of every repository registered with patina, then drain them all,
+taking turns; what a single hourly timer runs.
 .TP
 \fBpatina\-forge \-\-generate systemd\-units claude\-code | sh\fR
 Install the systemd user units for reference repositories into

@@ -174,7 +174,8 @@ fn resume_all_drains_every_repository_fairly_and_reports_the_one_that_failed() {
     assert_eq!(errors.len(), 1, "{}", out.dump());
     assert!(
         errors[0].starts_with("error: gone: ")
-            && errors[0].contains("gone-clone does not exist (clone it again, or remove repos.gone from")
+            && errors[0]
+                .contains("gone-clone does not exist (clone it again, or remove repos.gone from")
             && errors[0].ends_with("registry.yaml)"),
         "{}",
         out.dump()
@@ -252,6 +253,57 @@ fn drains_on_one_host_spread_the_budget_they_share() {
     assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
     assert_eq!(world.counts(&world.big, BIG), (6, 0), "{}", out.dump());
     assert_eq!(world.counts(&world.small, SMALL), (4, 0), "{}", out.dump());
+}
+
+/// GitHub's budget is at the reserve until its reset; the Gitea
+/// repository, on a host of its own, is drained meanwhile instead of
+/// waiting behind it.
+#[test]
+fn a_host_held_back_by_its_rate_limit_does_not_hold_back_the_others() {
+    let world = World::new(4);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    let reset = now().as_secs() + 6;
+    world.github.set_rate_limit(1_000, 101, reset);
+    let out = world.run(&["--resume", "--delay", DELAY]);
+    assert_eq!(out.code, Some(1), "the deleted clone\n{}", out.dump());
+    assert_eq!(world.counts(&world.big, BIG), (4, 0), "{}", out.dump());
+    assert_eq!(world.counts(&world.small, SMALL), (4, 0), "{}", out.dump());
+    assert_eq!(world.counts(&world.tea, TEA), (4, 0), "{}", out.dump());
+    // The wall-clock time of the fake's log entries.
+    let wall = |at: Instant| now() - Instant::now().duration_since(at);
+    let tea_done = world
+        .gitea
+        .requests()
+        .iter()
+        .map(|r| wall(r.at))
+        .max()
+        .unwrap();
+    assert!(
+        tea_done < Duration::from_secs(reset),
+        "the Gitea drain waited for GitHub's reset\n{}",
+        out.dump()
+    );
+    let github = world.github.requests();
+    assert!(
+        github.iter().all(|r| r.status == 200 || r.status == 304),
+        "{github:#?}"
+    );
+    assert!(
+        github
+            .iter()
+            .any(|r| wall(r.at) >= Duration::from_secs(reset)),
+        "nothing waited for the reset: the test tells nothing\n{}",
+        out.dump()
+    );
+    assert!(
+        out.stderr.contains("waiting until ") && out.stderr.contains("] waiting until "),
+        "{}",
+        out.dump()
+    );
 }
 
 #[test]
@@ -516,14 +568,20 @@ fn sync_all_logs_the_whole_run_and_each_repository_in_its_own_log() {
     let small = fs::read_to_string(logs.join("forge-sync-acme-small.log")).unwrap();
     // Every line placed in time.
     for line in all.lines().chain(big.lines()).chain(small.lines()) {
-        assert!(line.starts_with("20") && line.as_bytes()[19] == b'Z', "{line:?}");
+        assert!(
+            line.starts_with("20") && line.as_bytes()[19] == b'Z',
+            "{line:?}"
+        );
     }
     let body = |text: &str| -> Vec<String> {
         text.lines().map(|l| l[21..].to_owned()).collect::<Vec<_>>()
     };
     let all = body(&all);
     for expected in [
-        format!("sync of all repositories started: PID {}, 4 repositories", guard.pid),
+        format!(
+            "sync of all repositories started: PID {}, 4 repositories",
+            guard.pid
+        ),
         "[big] Resolved: 2 (2 issues, 0 PRs)".to_owned(),
         "[small] Resolved: 3 (3 issues, 0 PRs)".to_owned(),
         "[tea] Resolved: 3 (3 issues, 0 PRs)".to_owned(),
@@ -532,7 +590,10 @@ fn sync_all_logs_the_whole_run_and_each_repository_in_its_own_log() {
     ] {
         assert!(all.contains(&expected), "{expected:?} not in {all:#?}");
     }
-    assert!(all.iter().any(|l| l.starts_with("error: gone: ")), "{all:#?}");
+    assert!(
+        all.iter().any(|l| l.starts_with("error: gone: ")),
+        "{all:#?}"
+    );
     let big = body(&big);
     assert!(
         big.contains(&format!(
@@ -541,8 +602,14 @@ fn sync_all_logs_the_whole_run_and_each_repository_in_its_own_log() {
         )),
         "{big:#?}"
     );
-    assert!(big.contains(&"Resolved: 2 (2 issues, 0 PRs)".to_owned()), "{big:#?}");
-    assert_eq!(big.last().map(String::as_str), Some("sync of acme/big ended"));
+    assert!(
+        big.contains(&"Resolved: 2 (2 issues, 0 PRs)".to_owned()),
+        "{big:#?}"
+    );
+    assert_eq!(
+        big.last().map(String::as_str),
+        Some("sync of acme/big ended")
+    );
     assert!(body(&small).contains(&"Resolved: 3 (3 issues, 0 PRs)".to_owned()));
     assert_eq!(world.counts(&world.big, BIG), (3, 0));
     drop(guard);

@@ -297,6 +297,11 @@ impl<'a> Session<'a> {
         self.outcome.get_or_insert(Ok(End::Interrupted));
     }
 
+    /// A line in the drain's progress (its log, with `--sync`).
+    pub fn log(&mut self, message: &str) {
+        self.drain.progress.log(message);
+    }
+
     /// How often `patina.db` was found deleted or replaced, and followed.
     pub fn followed(&self) -> u32 {
         self.drain.store.followed()

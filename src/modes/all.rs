@@ -21,7 +21,7 @@ use crate::drain::{Session, Turn};
 use crate::exit::ExitCode;
 use crate::forge::github::GitHub;
 use crate::home::PatinaHome;
-use crate::pace::Pace;
+use crate::pace::{self, Pace};
 use crate::report::{self, Progress};
 use crate::store::Store;
 use crate::target::{Listed, Target};
@@ -389,9 +389,14 @@ fn drain_all(
         }
     }
     let drained = seats.len();
-    take_turns(
-        &mut seats, &mut owned, options, limit, mode, voice, out, failures,
-    )?;
+    let turns = Turns {
+        home,
+        options,
+        limit,
+        mode,
+        voice,
+    };
+    turns.take(&mut seats, &mut owned, out, failures)?;
     writeln!(
         out,
         "All repositories: {} drained, {} skipped (another sync holds them), {} failed",
@@ -459,85 +464,112 @@ fn ready(
     }))
 }
 
-/// The drains, a turn each in a round, until every one has ended; a drain
-/// that waits (refs that failed for now) lets the others go meanwhile.
-#[allow(clippy::too_many_arguments)]
-fn take_turns(
-    seats: &mut [Seat<'_>],
-    owned: &mut [Owned],
-    options: &ForgeOptions,
+/// How the drains take their turns.
+struct Turns<'a> {
+    home: &'a PatinaHome,
+    options: &'a ForgeOptions,
     limit: Option<u64>,
     mode: &'static str,
     voice: Voice,
-    out: &mut impl Write,
-    failures: &mut Failures,
-) -> Result<()> {
-    let hosts: Vec<String> = owned.iter().map(|o| o.forge.host_key()).collect();
-    let mut sessions: Vec<Option<Session<'_>>> = Vec::new();
-    for (seat, o) in seats.iter_mut().zip(owned.iter_mut()) {
-        let repo = seat.target.forge.repo.to_string();
-        let drain_options = super::drain::drain_options(options, &o.forge, limit, mode);
-        match Session::start(
-            &mut o.store,
-            &o.forge,
-            &o.pace,
-            &mut o.progress,
-            &repo,
-            drain_options,
-        ) {
-            Ok(session) => sessions.push(Some(session)),
-            Err(e) => {
-                failures.add(&seat.label, e);
-                sessions.push(None);
-            }
-        }
-    }
-    let mut ready_at: Vec<Option<SystemTime>> = vec![None; sessions.len()];
-    loop {
-        let planned: Vec<u64> = sessions
-            .iter()
-            .map(|s| s.as_ref().map_or(0, Session::planned_requests))
-            .collect();
-        let mut live = 0;
-        let mut turned = false;
-        let count = sessions.len();
-        for i in 0..count {
-            let Some(session) = sessions[i].as_mut() else {
-                continue;
-            };
-            live += 1;
-            let waiting = ready_at[i].is_some_and(|at| at > SystemTime::now());
-            if waiting && !signals::stop_requested() {
-                continue;
-            }
-            ready_at[i] = None;
-            let others = (0..count)
-                .filter(|&j| j != i && hosts[j] == hosts[i])
-                .map(|j| planned[j])
-                .sum();
-            session.set_others_planned(others);
-            turned = true;
-            match session.turn() {
-                Turn::Again => {}
-                Turn::Wait(until) => ready_at[i] = Some(until),
-                Turn::Ended => {
-                    let session = sessions[i].take().expect("live");
-                    let followed = session.followed();
-                    let result = session.finish();
-                    conclude(&mut seats[i], followed, result, voice, out, failures)?;
+}
+
+impl Turns<'_> {
+    /// The drains, a turn each in a round, until every one has ended. A
+    /// drain that waits (refs that failed for now), or whose API host the
+    /// ledger holds back (a rate limit, the reserve), lets the others go
+    /// meanwhile: one host's wait does not stop the others' drains.
+    fn take(
+        &self,
+        seats: &mut [Seat<'_>],
+        owned: &mut [Owned],
+        out: &mut impl Write,
+        failures: &mut Failures,
+    ) -> Result<()> {
+        let hosts: Vec<String> = owned.iter().map(|o| o.forge.host_key()).collect();
+        let mut sessions: Vec<Option<Session<'_>>> = Vec::new();
+        for (seat, o) in seats.iter_mut().zip(owned.iter_mut()) {
+            let repo = seat.target.forge.repo.to_string();
+            let options =
+                super::drain::drain_options(self.options, &o.forge, self.limit, self.mode);
+            match Session::start(
+                &mut o.store,
+                &o.forge,
+                &o.pace,
+                &mut o.progress,
+                &repo,
+                options,
+            ) {
+                Ok(session) => sessions.push(Some(session)),
+                Err(e) => {
+                    failures.add(&seat.label, e);
+                    sessions.push(None);
                 }
             }
         }
-        if live == 0 {
-            return Ok(());
-        }
-        if !turned {
-            // Every drain waits: until the first can go on.
-            let until = ready_at.iter().flatten().min().copied();
-            if let Some(until) = until
-                && !crate::drain::sleep_until(until)
-            {
-                sessions.iter_mut().flatten().for_each(Session::interrupt);
+        let count = sessions.len();
+        let mut ready_at: Vec<Option<SystemTime>> = vec![None; count];
+        // The hold each drain was told of, so that it is said once.
+        let mut told: Vec<Option<SystemTime>> = vec![None; count];
+        loop {
+            let planned: Vec<u64> = sessions
+                .iter()
+                .map(|s| s.as_ref().map_or(0, Session::planned_requests))
+                .collect();
+            let mut live = 0;
+            let mut turned = false;
+            for i in 0..count {
+                let Some(session) = sessions[i].as_mut() else {
+                    continue;
+                };
+                live += 1;
+                let stopping = signals::stop_requested();
+                let waiting = ready_at[i].is_some_and(|at| at > SystemTime::now());
+                if waiting && !stopping {
+                    continue;
+                }
+                ready_at[i] = None;
+                if let Some((until, reason)) = pace::waiting(self.home, &hosts[i])
+                    && !stopping
+                {
+                    if told[i] != Some(until) {
+                        told[i] = Some(until);
+                        session.log(&format!(
+                            "waiting until {} for {}: {reason}",
+                            pace::clock_time(until),
+                            hosts[i]
+                        ));
+                    }
+                    ready_at[i] = Some(until);
+                    continue;
+                }
+                let others = (0..count)
+                    .filter(|&j| j != i && hosts[j] == hosts[i])
+                    .map(|j| planned[j])
+                    .sum();
+                session.set_others_planned(others);
+                turned = true;
+                match session.turn() {
+                    Turn::Again => {}
+                    Turn::Wait(until) => ready_at[i] = Some(until),
+                    Turn::Ended => {
+                        let session = sessions[i].take().expect("live");
+                        let followed = session.followed();
+                        let result = session.finish();
+                        conclude(&mut seats[i], followed, result, self.voice, out, failures)?;
+                    }
+                }
+            }
+            if live == 0 {
+                return Ok(());
+            }
+            if !turned {
+                // Every drain waits: until the first can go on.
+                let until = ready_at.iter().flatten().min().copied();
+                if let Some(until) = until
+                    && !crate::drain::sleep_until(until)
+                {
+                    sessions.iter_mut().flatten().for_each(Session::interrupt);
+                }
             }
         }
     }

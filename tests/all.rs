@@ -434,6 +434,56 @@ fn discovery_of_all_walks_each_new_history_and_names_each_repository() {
     );
 }
 
+/// Run from inside a patina project, `--all` takes it too, once, even when
+/// it is registered as well.
+#[test]
+fn the_project_run_from_joins_the_registered_ones_once() {
+    let world = World::new(2);
+    let registry = world.home().join("registry.yaml");
+    let only_small = format!(
+        "version: 1\nrepos:\n  small:\n    path: {}\n",
+        world.small.repo().display()
+    );
+    fs::write(&registry, only_small).unwrap();
+    let inside = world.big.repo().join("sub");
+    fs::create_dir_all(&inside).unwrap();
+    let out = world
+        .command(&["--offline"])
+        .current_dir(&inside)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let mut labels: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next())
+        .collect();
+    labels.dedup();
+    assert_eq!(labels, vec!["small", BIG], "{stdout}");
+    // Registered too: listed once, by its registry name.
+    let out = world
+        .command(&["--offline"])
+        .current_dir(world.small.repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().all(|l| l.starts_with("[small] ")),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("Total: ").count(), 1, "{stdout}");
+    // Not a project (no .patina/): not taken.
+    let plain = TestEnv::new();
+    plain.commit("x (#1)");
+    let out = world
+        .command(&["--offline"])
+        .current_dir(plain.repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().all(|l| l.starts_with("[small]")), "{stdout}");
+}
+
 #[test]
 fn a_registry_that_lists_nothing_is_an_error_that_says_what_to_do() {
     let env = TestEnv::new();

@@ -23,7 +23,7 @@ _patina__forge() {
 
     case "${cmd}" in
         patina__forge)
-            opts="-C -h -V --path --repo --db --forge --status --limit --sync --resume --log --lines --follow --stop --generate --completions --full --offline --forge-kind --api-url --delay --reserve --timeout --api --json --help --version"
+            opts="-C -h -V --path --repo --all --db --forge --status --limit --sync --resume --log --lines --follow --stop --generate --completions --full --offline --forge-kind --api-url --delay --reserve --timeout --api --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgGroup, CommandFactory, Parser};
 
 use crate::home;
+use crate::schedule::Scope;
 use crate::target::ForgeName;
 
 const ABOUT: &str = "Mine issue and pull-request refs from git history into patina's database";
@@ -163,13 +164,16 @@ pub struct Cli {
     pub stop: bool,
 
     /// Print a file made from this binary, and exit: the man page, a completion script,
-    /// or what runs --resume hourly for the reference repository NAME
+    /// or what runs --resume hourly for every registered repository (--all) or for the
+    /// reference repository NAME
     ///
-    /// KIND is man, complete-bash, complete-zsh or complete-fish; or, with NAME:
-    /// systemd-units (a sh script that writes the user units into
-    /// ~/.config/systemd/user/ and enables patina-forge@NAME.timer), launchd-plist (a
-    /// macOS LaunchAgents plist, patina-forge.repo.NAME) or crontab (a crontab line). The
-    /// scheduler files name this binary where it is; needs no repository.
+    /// KIND is man, complete-bash, complete-zsh or complete-fish; or, with --all or NAME:
+    /// systemd-units (a sh script that writes the user units into ~/.config/systemd/user/
+    /// and enables patina-forge-all.timer, or patina-forge@NAME.timer), launchd-plist (a
+    /// macOS LaunchAgents plist, patina-forge.all or patina-forge.repo.NAME) or crontab (a
+    /// crontab line). --all is one job that runs --resume --all: every repository in one
+    /// process, under one pace; NAME, a repository on a schedule of its own. The scheduler
+    /// files name this binary where it is; needs no repository.
     #[arg(
         long,
         value_names = ["KIND", "NAME"],
@@ -286,22 +290,26 @@ pub enum Generate {
     Man,
     /// `complete-SHELL`: a completion script.
     Completion(clap_complete::Shell),
-    /// `systemd-units NAME`: a script installing the units, enabling NAME's timer.
-    SystemdUnits(String),
-    /// `launchd-plist NAME`: NAME's LaunchAgents plist.
-    LaunchdPlist(String),
-    /// `crontab NAME`: NAME's crontab line.
-    Crontab(String),
+    /// `systemd-units NAME|--all`: a script installing the units, enabling
+    /// NAME's timer or the one for all.
+    SystemdUnits(Scope),
+    /// `launchd-plist NAME|--all`: the LaunchAgents plist.
+    LaunchdPlist(Scope),
+    /// `crontab NAME|--all`: the crontab line.
+    Crontab(Scope),
 }
 
 impl Generate {
-    /// Reads `--generate KIND [NAME]`; the error says what is allowed.
-    pub fn parse(values: &[String]) -> Result<Self, String> {
+    /// Reads `--generate KIND [NAME]`, with `all` for `--all`; the error says
+    /// what is allowed.
+    pub fn parse(values: &[String], all: bool) -> Result<Self, String> {
         use clap_complete::Shell;
         let (kind, name) = match values {
             [kind] => (kind.as_str(), None),
             [kind, name] => (kind.as_str(), Some(name.as_str())),
-            _ => return Err("--generate takes KIND, and NAME for a scheduler file".into()),
+            _ => {
+                return Err("--generate takes KIND, and NAME or --all for a scheduler file".into());
+            }
         };
         let plain = match kind {
             "man" => Some(Generate::Man),
@@ -311,12 +319,13 @@ impl Generate {
             _ => None,
         };
         if let Some(plain) = plain {
-            return match name {
-                None => Ok(plain),
-                Some(name) => Err(format!("--generate {kind} takes no NAME (got {name:?})")),
+            return match (name, all) {
+                (None, false) => Ok(plain),
+                (Some(name), _) => Err(format!("--generate {kind} takes no NAME (got {name:?})")),
+                (None, true) => Err(format!("--generate {kind} takes no --all")),
             };
         }
-        let scheduler: fn(String) -> Generate = match kind {
+        let scheduler: fn(Scope) -> Generate = match kind {
             "systemd-units" => Generate::SystemdUnits,
             "launchd-plist" => Generate::LaunchdPlist,
             "crontab" => Generate::Crontab,
@@ -327,14 +336,26 @@ impl Generate {
                 ));
             }
         };
-        let name = name.ok_or_else(|| {
-            format!(
-                "--generate {kind} needs the NAME of a reference repository registered with patina"
-            )
-        })?;
-        crate::schedule::check_repo_name(name)
-            .map_err(|e| format!("--generate {kind}: the repository name: {e}"))?;
-        Ok(scheduler(name.to_owned()))
+        let scope = match (name, all) {
+            (Some(name), false) => {
+                crate::schedule::check_repo_name(name)
+                    .map_err(|e| format!("--generate {kind}: the repository name: {e}"))?;
+                Scope::Repo(name.to_owned())
+            }
+            (None, true) => Scope::All,
+            (Some(name), true) => {
+                return Err(format!(
+                    "--generate {kind} takes NAME ({name:?}) or --all, not both"
+                ));
+            }
+            (None, false) => {
+                return Err(format!(
+                    "--generate {kind} needs the NAME of a reference repository registered with \
+                     patina, or --all for one job that runs every registered repository"
+                ));
+            }
+        };
+        Ok(scheduler(scope))
     }
 }
 

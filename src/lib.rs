@@ -76,7 +76,7 @@ pub enum Mode {
     /// `--stop`: end the background sync after its request in flight.
     Stop,
     /// `--generate KIND [NAME]` (or `--completions SHELL`): a file made from
-    /// the binary; needs no repository.
+    /// the binary; needs no repository, also with `--all`.
     Generate(cli::Generate),
 }
 
@@ -121,10 +121,16 @@ impl TryFrom<cli::Cli> for Config {
         } else if cli.stop {
             Mode::Stop
         } else if let Some(values) = &cli.generate {
-            Mode::Generate(cli::Generate::parse(values).map_err(|message| {
+            Mode::Generate(cli::Generate::parse(values, cli.all).map_err(|message| {
                 cli::command().error(clap::error::ErrorKind::ValueValidation, message)
             })?)
         } else if let Some(shell) = cli.completions {
+            if cli.all {
+                return Err(cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--completions takes no --all",
+                ));
+            }
             Mode::Generate(cli::Generate::Completion(shell))
         } else {
             Mode::Discover {
@@ -194,6 +200,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::schedule::Scope;
 
     fn config(args: &[&str]) -> Config {
         let cli =
@@ -242,18 +249,52 @@ mod tests {
             ),
             (
                 &["--generate", "systemd-units", "claude-code"][..],
-                Mode::Generate(cli::Generate::SystemdUnits("claude-code".into())),
+                Mode::Generate(cli::Generate::SystemdUnits(Scope::Repo(
+                    "claude-code".into(),
+                ))),
             ),
             (
                 &["--generate", "launchd-plist", "a.b_c"][..],
-                Mode::Generate(cli::Generate::LaunchdPlist("a.b_c".into())),
+                Mode::Generate(cli::Generate::LaunchdPlist(Scope::Repo("a.b_c".into()))),
             ),
             (
                 &["--generate", "crontab", "x"][..],
-                Mode::Generate(cli::Generate::Crontab("x".into())),
+                Mode::Generate(cli::Generate::Crontab(Scope::Repo("x".into()))),
+            ),
+            (
+                &["--generate", "systemd-units", "--all"][..],
+                Mode::Generate(cli::Generate::SystemdUnits(Scope::All)),
+            ),
+            (
+                &["--all", "--generate", "launchd-plist"][..],
+                Mode::Generate(cli::Generate::LaunchdPlist(Scope::All)),
+            ),
+            (
+                &["--generate", "crontab", "--all"][..],
+                Mode::Generate(cli::Generate::Crontab(Scope::All)),
             ),
         ] {
             assert_eq!(config(args).mode, mode, "{args:?}");
+        }
+    }
+
+    /// `--all` picks the scheduler files for every repository; it cannot go
+    /// with NAME, and means nothing to the man page or a completion.
+    #[test]
+    fn generate_takes_name_or_all() {
+        for args in [
+            &["--generate", "crontab", "x", "--all"][..],
+            &["--generate", "systemd-units"][..],
+            &["--generate", "man", "--all"][..],
+            &["--generate", "complete-bash", "--all"][..],
+            &["--completions", "bash", "--all"][..],
+        ] {
+            let cli = cli::Cli::try_parse_from(
+                std::iter::once("patina-forge").chain(args.iter().copied()),
+            )
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let err = Config::try_from(cli).expect_err(&format!("{args:?}"));
+            assert!(err.to_string().contains("--all"), "{args:?}: {err}");
         }
     }
 

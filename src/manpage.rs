@@ -101,18 +101,24 @@ Resolve 50 refs of a reference repository in the foreground.
 Walk the new commits of every repository registered with patina, then drain them all,
 taking turns; what a single hourly timer runs.
 .TP
-\fBpatina\-forge \-\-generate systemd\-units claude\-code | sh\fR
-Install the systemd user units for reference repositories into
-\fI~/.config/systemd/user/\fR and enable the hourly timer of \fIclaude\-code\fR
-(\fBsystemctl \-\-user enable \-\-now patina\-forge@claude\-code.timer\fR where a package
-installed the units already).
+\fBpatina\-forge \-\-generate systemd\-units \-\-all | sh\fR
+Install the systemd user units for all registered repositories into
+\fI~/.config/systemd/user/\fR and enable their hourly timer, one process that runs
+\fB\-\-resume \-\-all\fR (\fBsystemctl \-\-user enable \-\-now patina\-forge\-all.timer\fR
+where a package installed the units already).
 .TP
-\fBpatina\-forge \-\-generate launchd\-plist claude\-code > ~/Library/LaunchAgents/patina\-forge.repo.claude\-code.plist\fR
+\fBpatina\-forge \-\-generate launchd\-plist \-\-all > ~/Library/LaunchAgents/patina\-forge.all.plist\fR
 The same on macOS, as a launchd agent; load it with \fBlaunchctl bootstrap gui/$(id \-u)\fR
 and the plist's path.
 .TP
-\fB(crontab \-l; patina\-forge \-\-generate crontab claude\-code) | crontab \-\fR
+\fB(crontab \-l; patina\-forge \-\-generate crontab \-\-all) | crontab \-\fR
 The same as a crontab line, its output appended to \fI~/.patina/logs/\fR.
+.TP
+\fBpatina\-forge \-\-generate systemd\-units claude\-code | sh\fR
+Install the template units for reference repositories and enable the hourly timer of
+\fIclaude\-code\fR alone, on a schedule of its own
+(\fBpatina\-forge@claude\-code.timer\fR); \fBlaunchd\-plist\fR and \fBcrontab\fR take a
+NAME too.
 .TP
 \fBpatina\-forge \-\-generate man > ~/.local/share/man/man1/patina\-forge.1\fR
 This page, for \fBman patina\-forge\fR after \fBcargo install\fR.

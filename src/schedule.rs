@@ -1,8 +1,9 @@
 //! The scheduler files that run `patina-forge --resume` hourly: systemd user
-//! units, a launchd agent, a crontab line. `--generate` prints them for the
-//! binary that runs it, and the copies in `contrib/` are these same texts for
-//! `~/.cargo/bin/patina-forge` (and `/usr/bin/patina-forge` for the Debian
-//! package), so the two cannot drift apart.
+//! units, a launchd agent, a crontab line, each for one reference repository
+//! or for all of them (`--resume --all`, one process). `--generate` prints
+//! them for the binary that runs it, and the copies in `contrib/` are these
+//! same texts for `~/.cargo/bin/patina-forge` (and `/usr/bin/patina-forge`
+//! for the Debian package), so the two cannot drift apart.
 //!
 //! Everything that goes into a file is checked first: a repository name and
 //! a path may hold only characters that mean nothing to a unit file, to XML
@@ -112,6 +113,35 @@ pub fn check_repo_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Which repositories a scheduler file runs `--resume` for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `NAME`: one reference repository registered with patina, on a
+    /// schedule of its own (`--repo NAME --resume`).
+    Repo(String),
+    /// `--all`: every repository registered with patina, drained by one
+    /// process under one pace (`--resume --all`).
+    All,
+}
+
+impl Scope {
+    /// The name, checked, when there is one.
+    fn checked(&self) -> Result<Option<&str>> {
+        match self {
+            Scope::Repo(name) => {
+                check_repo_name(name).map_err(anyhow::Error::msg)?;
+                Ok(Some(name))
+            }
+            Scope::All => Ok(None),
+        }
+    }
+}
+
+/// The minute of the hour at which the launchd agent and the crontab line
+/// for all repositories run. One job has nobody of its own to spread over
+/// the hour with; off the full hour, when many machines' own jobs start.
+pub const ALL_MINUTE: u32 = 17;
+
 /// The minute of the hour at which NAME's launchd agent and crontab line
 /// run: the same for a name on every machine, and different names spread
 /// over the hour (what `RandomizedDelaySec=` does for the systemd timer), so
@@ -133,15 +163,61 @@ pub struct File {
     pub text: String,
 }
 
-/// The four systemd user units: `patina-forge@.service` and `.timer` for a
-/// reference repository (the instance is its name), `patina-forge.service`
-/// and `.timer` for the project in one folder.
+/// The six systemd user units: `patina-forge-all.service` and `.timer` for
+/// every registered repository at once, `patina-forge@.service` and `.timer`
+/// for a reference repository on its own schedule (the instance is its
+/// name), `patina-forge.service` and `.timer` for the project in one folder.
 pub fn systemd_units(program: &Program) -> Vec<File> {
     let exec = program.systemd();
     // `%i`, not `%I`: the unescaped form turns every `-` of a name into `/`.
+    let all_service = format!(
+        "\
+# patina-forge for every reference repository registered with patina (`patina repo add`),
+# in one process: patina-forge-all.service resolves what is pending for each, taking turns
+# under one pace, and exits. Started by patina-forge-all.timer; see the README and
+# patina-forge(1). patina-forge@NAME.timer runs one repository on a schedule of its own,
+# patina-forge.timer a project folder.
+[Unit]
+Description=patina-forge: resolve the forge backlogs of every registered repository
+Documentation=man:patina-forge(1)
+
+[Service]
+Type=oneshot
+# Exits 0 when every repository is done (one that another sync holds is skipped with
+# one line), and 1 with one line on stderr for each that failed (the unit is then failed).
+ExecStart={exec} --resume --all
+Nice=10
+IOSchedulingClass=idle
+NoNewPrivileges=yes
+PrivateTmp=yes
+# Draining many repositories at the account's pace can take hours, so no start timeout:
+# a oneshot's default (systemd.service(5)), written out because no drain may be cut off.
+# A timer that elapses during a run leaves it running and starts no second one.
+TimeoutStartSec=infinity
+# SIGTERM ends the drain after the request in flight (30 s at the most).
+TimeoutStopSec=45
+"
+    );
+    let all_timer = "\
+# Runs patina-forge-all.service every hour; a laptop that slept catches up.
+[Unit]
+Description=Hourly patina-forge --resume --all
+Documentation=man:patina-forge(1)
+
+[Timer]
+OnCalendar=hourly
+# Not on the full hour with every other hourly job, nor at the second other machines ask.
+RandomizedDelaySec=15min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"
+    .to_owned();
     let template_service = format!(
         "\
-# patina-forge for a reference repository registered with patina (`patina repo add`):
+# patina-forge for a reference repository registered with patina (`patina repo add`),
+# on a schedule of its own (patina-forge-all.timer covers every repository at once):
 # patina-forge@NAME.service resolves what is pending for NAME and exits.
 # Started by patina-forge@NAME.timer; see the README and patina-forge(1).
 [Unit]
@@ -213,6 +289,8 @@ WantedBy=timers.target
 "
     .to_owned();
     [
+        ("patina-forge-all.service", all_service),
+        ("patina-forge-all.timer", all_timer),
         ("patina-forge@.service", template_service),
         ("patina-forge@.timer", template_timer),
         ("patina-forge.service", project_service),
@@ -226,17 +304,33 @@ WantedBy=timers.target
     .collect()
 }
 
-/// `--generate systemd-units NAME`: a `sh` script that writes the
-/// reference-repository units into the user's systemd folder and enables
-/// NAME's timer. A script, because a timer is two files; the units are in it
-/// verbatim, in quoted here-documents that the shell does not expand.
-pub fn systemd_script(program: &Program, name: &str) -> Result<String> {
-    check_repo_name(name).map_err(anyhow::Error::msg)?;
+/// `--generate systemd-units NAME|--all`: a `sh` script that writes the
+/// units of the scope into the user's systemd folder (the reference
+/// repositories' templates, or the units for all) and enables its timer. A
+/// script, because a timer is two files; the units are in it verbatim, in
+/// quoted here-documents that the shell does not expand.
+pub fn systemd_script(program: &Program, scope: &Scope) -> Result<String> {
+    let (header, prefix, timer) = match scope.checked()? {
+        Some(name) => (
+            format!(
+                "patina-forge's systemd user units for reference repositories, and the hourly\n\
+                 # timer of {name}. Run it: patina-forge --generate systemd-units {name} | sh"
+            ),
+            "patina-forge@",
+            format!("patina-forge@{name}.timer"),
+        ),
+        None => (
+            "patina-forge's systemd user units for every registered repository, and their\n\
+             # hourly timer. Run it: patina-forge --generate systemd-units --all | sh"
+                .to_owned(),
+            "patina-forge-all.",
+            "patina-forge-all.timer".to_owned(),
+        ),
+    };
     let mut script = format!(
         "\
 #!/bin/sh
-# patina-forge's systemd user units for reference repositories, and the hourly
-# timer of {name}. Run it: patina-forge --generate systemd-units {name} | sh
+# {header}
 set -eu
 dir=\"${{XDG_CONFIG_HOME:-$HOME/.config}}/systemd/user\"
 mkdir -p \"$dir\"
@@ -244,39 +338,45 @@ mkdir -p \"$dir\"
     );
     for unit in systemd_units(program)
         .into_iter()
-        .filter(|unit| unit.name.starts_with("patina-forge@"))
+        .filter(|unit| unit.name.starts_with(prefix))
     {
         script.push_str(&format!(
             "cat > \"$dir/{}\" <<'UNIT'\n{}UNIT\n",
             unit.name, unit.text
         ));
     }
-    script.push_str(&format!(
-        "systemctl --user enable --now 'patina-forge@{name}.timer'\n"
-    ));
+    script.push_str(&format!("systemctl --user enable --now '{timer}'\n"));
     Ok(script)
 }
 
-/// A launchd agent's label for the reference repository NAME; the plist is
+/// A launchd agent's label: `patina-forge.repo.NAME` for a reference
+/// repository, `patina-forge.all` for all; the plist is
 /// `~/Library/LaunchAgents/LABEL.plist`.
-pub fn launchd_label(name: &str) -> String {
-    format!("patina-forge.repo.{name}")
+pub fn launchd_label(scope: &Scope) -> String {
+    match scope {
+        Scope::Repo(name) => format!("patina-forge.repo.{name}"),
+        Scope::All => "patina-forge.all".to_owned(),
+    }
 }
 
-/// `--generate launchd-plist NAME`: the LaunchAgents plist that runs
-/// `--repo NAME --resume` hourly. launchd expands neither `~` nor `$HOME`,
-/// so the paths are the user's own, absolute.
-pub fn launchd_plist(program: &Program, home: &Path, name: &str) -> Result<String> {
-    check_repo_name(name).map_err(anyhow::Error::msg)?;
+/// `--generate launchd-plist NAME|--all`: the LaunchAgents plist that runs
+/// `--repo NAME --resume` or `--resume --all` hourly. launchd expands
+/// neither `~` nor `$HOME`, so the paths are the user's own, absolute.
+pub fn launchd_plist(program: &Program, home: &Path, scope: &Scope) -> Result<String> {
+    let name = scope.checked()?;
     check_path(home).context("the home folder")?;
     let home = home.to_str().expect("checked: ASCII");
+    let (args, minute, log) = match name {
+        Some(name) => (vec!["--repo", name, "--resume"], minute(name), name),
+        None => (vec!["--resume", "--all"], ALL_MINUTE, "all"),
+    };
     Ok(plist(
-        &launchd_label(name),
+        &launchd_label(scope),
         program.absolute(),
-        &["--repo", name, "--resume"],
+        &args,
         None,
-        minute(name),
-        &format!("{home}/.patina/logs/launchd-{name}.log"),
+        minute,
+        &format!("{home}/.patina/logs/launchd-{log}.log"),
     ))
 }
 
@@ -352,17 +452,24 @@ pub fn launchd_project_plist(program: &Program, home: &Path, dir: &Path) -> Resu
     ))
 }
 
-/// `--generate crontab NAME`: a comment and the line that runs `--repo NAME
-/// --resume` hourly, its output appended to a log (cron would mail it).
-/// For `crontab -e`, or `(crontab -l; patina-forge --generate crontab NAME) | crontab -`.
-pub fn crontab(program: &Program, name: &str) -> Result<String> {
-    check_repo_name(name).map_err(anyhow::Error::msg)?;
-    Ok(format!(
-        "# patina-forge for the reference repository {name}, every hour (logs/ must exist).\n\
-         {minute} * * * * {bin} --repo {name} --resume >> \"$HOME/.patina/logs/cron-{name}.log\" 2>&1\n",
-        minute = minute(name),
-        bin = program.cron(),
-    ))
+/// `--generate crontab NAME|--all`: a comment and the line that runs
+/// `--repo NAME --resume` or `--resume --all` hourly, its output appended to
+/// a log (cron would mail it). For `crontab -e`, or
+/// `(crontab -l; patina-forge --generate crontab NAME) | crontab -`.
+pub fn crontab(program: &Program, scope: &Scope) -> Result<String> {
+    let bin = program.cron();
+    Ok(match scope.checked()? {
+        Some(name) => format!(
+            "# patina-forge for the reference repository {name}, every hour (logs/ must exist).\n\
+             {minute} * * * * {bin} --repo {name} --resume >> \"$HOME/.patina/logs/cron-{name}.log\" 2>&1\n",
+            minute = minute(name),
+        ),
+        None => format!(
+            "# patina-forge for every repository registered with patina, in one process, every hour\n\
+             # (logs/ must exist).\n\
+             {ALL_MINUTE} * * * * {bin} --resume --all >> \"$HOME/.patina/logs/cron-all.log\" 2>&1\n",
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -415,13 +522,53 @@ mod tests {
             "", "-x", "--resume", "a b", "a;b", "a\nb", "a%b", "a&b", "a<b", "a'b", "$(id)", "..",
             "a/b",
         ] {
-            assert!(systemd_script(&cargo, bad).is_err(), "{bad:?}");
+            let bad = Scope::Repo(bad.to_owned());
+            assert!(systemd_script(&cargo, &bad).is_err(), "{bad:?}");
             assert!(
-                launchd_plist(&cargo, Path::new("/home/me"), bad).is_err(),
+                launchd_plist(&cargo, Path::new("/home/me"), &bad).is_err(),
                 "{bad:?}"
             );
-            assert!(crontab(&cargo, bad).is_err(), "{bad:?}");
+            assert!(crontab(&cargo, &bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn all_is_one_job_that_runs_resume_all() {
+        let cargo = program("/home/me/.cargo/bin/patina-forge");
+        let script = systemd_script(&cargo, &Scope::All).unwrap();
+        let written: Vec<&str> = script
+            .lines()
+            .filter_map(|line| line.strip_prefix("cat > \"$dir/"))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                "patina-forge-all.service\" <<'UNIT'",
+                "patina-forge-all.timer\" <<'UNIT'"
+            ]
+        );
+        assert!(script.contains("\nExecStart=%h/.cargo/bin/patina-forge --resume --all\n"));
+        assert!(script.contains("\nTimeoutStartSec=infinity\n"));
+        assert!(script.ends_with("\nsystemctl --user enable --now 'patina-forge-all.timer'\n"));
+
+        let plist = launchd_plist(&cargo, Path::new("/home/me"), &Scope::All).unwrap();
+        assert!(
+            plist.contains("<string>patina-forge.all</string>"),
+            "{plist}"
+        );
+        assert!(
+            plist.contains("<string>--resume</string>\n        <string>--all</string>\n"),
+            "{plist}"
+        );
+        assert!(!plist.contains("--repo"), "{plist}");
+
+        let line = crontab(&cargo, &Scope::All).unwrap();
+        assert!(
+            line.contains(&format!(
+                "\n{ALL_MINUTE} * * * * \"$HOME/.cargo/bin/patina-forge\" --resume --all >> "
+            )),
+            "{line}"
+        );
     }
 
     #[test]

@@ -126,12 +126,36 @@ fn the_checked_in_units_are_the_generated_ones() {
     )
     .unwrap();
     let system = Program::new(Path::new("/usr/bin/patina-forge"), Path::new("/home/me")).unwrap();
-    for (program, folder) in [(cargo, "contrib/systemd"), (system, "contrib/deb")] {
+    for (program, folder) in [(cargo, "contrib/systemd"), (system.clone(), "contrib/deb")] {
         let units = schedule::systemd_units(&program);
-        assert_eq!(units.len(), 4);
+        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "patina-forge-all.service",
+                "patina-forge-all.timer",
+                "patina-forge@.service",
+                "patina-forge@.timer",
+                "patina-forge.service",
+                "patina-forge.timer"
+            ]
+        );
         for unit in units {
             assert_checked_in(&format!("{folder}/{}", unit.name), &unit.text);
         }
+    }
+    // The Debian package installs every unit: `cargo deb` takes what
+    // [package.metadata.deb] lists, and nothing else.
+    let manifest = std::fs::read_to_string(repo_file("Cargo.toml")).unwrap();
+    for unit in schedule::systemd_units(&system) {
+        let asset = format!(
+            "[\"contrib/deb/{}\", \"usr/lib/systemd/user/\", \"644\"]",
+            unit.name
+        );
+        assert!(
+            manifest.contains(&asset),
+            "Cargo.toml's [package.metadata.deb] assets lack {asset}"
+        );
     }
     let program = Program::new(
         Path::new(&format!("{MACOS_HOME}/.cargo/bin/patina-forge")),
@@ -147,87 +171,108 @@ fn the_checked_in_units_are_the_generated_ones() {
     assert_checked_in("contrib/launchd/patina-forge.project.plist", &project);
 }
 
-/// `--generate systemd-units NAME | sh` writes the units of `contrib/systemd/`
-/// into the user's folder and enables NAME's timer, and nothing else.
+/// `--generate systemd-units NAME | sh` writes the template units of
+/// `contrib/systemd/` into the user's folder and enables NAME's timer, and
+/// `--generate systemd-units --all | sh` the units for all and their timer;
+/// each nothing else.
 #[test]
 fn the_systemd_script_installs_the_units_and_enables_the_timer() {
-    let cargo = CargoHome::new();
-    let script = cargo.generated(&["systemd-units", "claude-code"]);
-    assert!(
-        !script.contains(cargo.home.to_str().unwrap()),
-        "the home folder is %h: {script}"
-    );
+    for (args, units, timer) in [
+        (
+            &["systemd-units", "claude-code"][..],
+            ["patina-forge@.service", "patina-forge@.timer"],
+            "patina-forge@claude-code.timer",
+        ),
+        (
+            &["systemd-units", "--all"][..],
+            ["patina-forge-all.service", "patina-forge-all.timer"],
+            "patina-forge-all.timer",
+        ),
+    ] {
+        let cargo = CargoHome::new();
+        let script = cargo.generated(args);
+        assert!(
+            !script.contains(cargo.home.to_str().unwrap()),
+            "the home folder is %h: {script}"
+        );
 
-    // A systemctl that records what it is asked.
-    let fake = cargo.home.join("fake-bin");
-    std::fs::create_dir_all(&fake).unwrap();
-    let systemctl = fake.join("systemctl");
-    std::fs::write(
-        &systemctl,
-        "#!/bin/sh\necho \"$@\" >> \"$HOME/systemctl.log\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut sh = Command::new("sh")
-        .env_clear()
-        .env("HOME", &cargo.home)
-        .env("PATH", format!("{}:/usr/bin:/bin", fake.display()))
-        .stdin(std::process::Stdio::piped())
-        .spawn()
+        // A systemctl that records what it is asked.
+        let fake = cargo.home.join("fake-bin");
+        std::fs::create_dir_all(&fake).unwrap();
+        let systemctl = fake.join("systemctl");
+        std::fs::write(
+            &systemctl,
+            "#!/bin/sh\necho \"$@\" >> \"$HOME/systemctl.log\"\n",
+        )
         .unwrap();
-    use std::io::Write;
-    sh.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(sh.wait().unwrap().success());
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sh = Command::new("sh")
+            .env_clear()
+            .env("HOME", &cargo.home)
+            .env("PATH", format!("{}:/usr/bin:/bin", fake.display()))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        sh.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(sh.wait().unwrap().success(), "{args:?}");
 
-    let installed = cargo.home.join(".config/systemd/user");
-    let mut names: Vec<String> = std::fs::read_dir(&installed)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["patina-forge@.service", "patina-forge@.timer"]);
-    for name in names {
+        let installed = cargo.home.join(".config/systemd/user");
+        let mut names: Vec<String> = std::fs::read_dir(&installed)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, units, "{args:?}");
+        for name in names {
+            assert_eq!(
+                std::fs::read_to_string(installed.join(&name)).unwrap(),
+                std::fs::read_to_string(repo_file(&format!("contrib/systemd/{name}"))).unwrap(),
+                "{name}"
+            );
+        }
         assert_eq!(
-            std::fs::read_to_string(installed.join(&name)).unwrap(),
-            std::fs::read_to_string(repo_file(&format!("contrib/systemd/{name}"))).unwrap(),
-            "{name}"
+            std::fs::read_to_string(cargo.home.join("systemctl.log")).unwrap(),
+            format!("--user enable --now {timer}\n"),
+            "{args:?}"
         );
     }
-    assert_eq!(
-        std::fs::read_to_string(cargo.home.join("systemctl.log")).unwrap(),
-        "--user enable --now patina-forge@claude-code.timer\n"
-    );
 }
 
 #[test]
 fn the_launchd_plist_and_the_crontab_line_are_the_checked_in_ones() {
     let cargo = CargoHome::new();
     let home = cargo.home.to_str().unwrap();
-    let plist = cargo.generated(&["launchd-plist", "claude-code"]);
-    assert!(
-        plist.contains(&format!("<string>{home}/.cargo/bin/patina-forge</string>")),
-        "{plist}"
-    );
-    assert_checked_in(
-        "contrib/launchd/patina-forge.repo.claude-code.plist",
-        &plist.replace(home, MACOS_HOME),
-    );
-
-    let crontab = cargo.generated(&["crontab", "claude-code"]);
-    assert!(!crontab.contains(home), "{crontab}");
-    let job = crontab
-        .lines()
-        .find(|line| !line.starts_with('#'))
-        .expect("a job line");
     let example = std::fs::read_to_string(repo_file("contrib/cron/patina-forge.crontab")).unwrap();
-    assert!(
-        example.lines().any(|line| line == job),
-        "contrib/cron/patina-forge.crontab lacks the generated line:\n{job}"
-    );
+    for (scope, plist_file) in [
+        ("claude-code", "patina-forge.repo.claude-code.plist"),
+        ("--all", "patina-forge.all.plist"),
+    ] {
+        let plist = cargo.generated(&["launchd-plist", scope]);
+        assert!(
+            plist.contains(&format!("<string>{home}/.cargo/bin/patina-forge</string>")),
+            "{plist}"
+        );
+        assert_checked_in(
+            &format!("contrib/launchd/{plist_file}"),
+            &plist.replace(home, MACOS_HOME),
+        );
+
+        let crontab = cargo.generated(&["crontab", scope]);
+        assert!(!crontab.contains(home), "{crontab}");
+        let job = crontab
+            .lines()
+            .find(|line| !line.starts_with('#'))
+            .expect("a job line");
+        assert!(
+            example.lines().any(|line| line == job),
+            "contrib/cron/patina-forge.crontab lacks the generated line:\n{job}"
+        );
+    }
 }
 
 /// A binary outside the home folder is named by its absolute path.
@@ -241,10 +286,16 @@ fn a_binary_outside_the_home_folder_is_named_by_its_path() {
         out.contains(&format!(" \"{path}\" --repo x --resume ")),
         "{out}"
     );
+    let out = generated(&cargo.binary, elsewhere.path(), &["systemd-units", "--all"]);
+    assert!(
+        out.contains(&format!("\nExecStart={path} --resume --all\n")),
+        "{out}"
+    );
 }
 
 /// A name that could break out of a unit file, XML or a crontab line is
-/// refused as bad usage, before anything is printed.
+/// refused as bad usage, before anything is printed; so are NAME with
+/// --all, neither, and --all where it means nothing.
 #[test]
 fn names_that_could_inject_are_refused_as_bad_usage() {
     let cargo = CargoHome::new();
@@ -275,17 +326,51 @@ fn names_that_could_inject_are_refused_as_bad_usage() {
                 "{kind} {name:?}: {stderr}"
             );
         }
+        // Neither NAME nor --all: the error names both.
         let out = generate(&cargo.binary, &cargo.home, &[kind]);
         assert_eq!(out.status.code(), Some(2), "{kind} without NAME");
-        assert!(text(&out.stderr).contains("NAME"), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("NAME") && stderr.contains("--all"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{kind}");
     }
     for (args, says) in [
         (&["man", "x"][..], "takes no NAME"),
         (&["complete-powershell"][..], "KIND is one of"),
+        (&["crontab", "x", "--all"][..], "not both"),
+        (&["systemd-units", "--all", "--repo", "x"][..], "--repo"),
+        (&["man", "--all"][..], "takes no --all"),
+        (&["complete-bash", "--all"][..], "takes no --all"),
     ] {
         let out = generate(&cargo.binary, &cargo.home, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
         assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+}
+
+/// `--generate KIND --all` lists nothing and opens nothing: it works where no
+/// repository is and with a registry that cannot be read.
+#[test]
+fn all_needs_no_repository_and_no_registry() {
+    let cargo = CargoHome::new();
+    let patina_home = cargo.home.join(".patina");
+    std::fs::create_dir_all(&patina_home).unwrap();
+    std::fs::write(patina_home.join("registry.yaml"), "repos: [not: {a map").unwrap();
+    for kind in ["systemd-units", "launchd-plist", "crontab"] {
+        let out = Command::new(&cargo.binary)
+            .args(["--generate", kind, "--all"])
+            .current_dir(&cargo.home)
+            .env_clear()
+            .env("HOME", &cargo.home)
+            .env("PATINA_HOME", &patina_home)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("--all"), "{kind}");
     }
 }
 

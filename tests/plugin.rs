@@ -311,12 +311,10 @@ fn read_plist(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Every launchd agent in contrib/launchd/ is a plist with the keys that make
-/// it an hourly, low-priority background job, and its ProgramArguments run
-/// `--resume` with flags patina-forge accepts, against the fake forge.
-#[test]
-fn the_launchd_agents_parse_and_run_resume() {
-    let (env, _forge) = registered_world();
+/// The agents in contrib/launchd/, each read with plistlib and checked for
+/// the keys that make it an hourly, low-priority background job, with the
+/// arguments it runs (the binary first).
+fn launchd_agents() -> Vec<(PathBuf, serde_json::Value, Vec<String>)> {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/launchd");
     let mut plists: Vec<PathBuf> = std::fs::read_dir(&folder)
         .unwrap()
@@ -324,58 +322,91 @@ fn the_launchd_agents_parse_and_run_resume() {
         .filter(|p| p.extension().is_some_and(|e| e == "plist"))
         .collect();
     plists.sort();
-    assert_eq!(plists.len(), 2, "a project agent and a repository agent");
-    let mut runs = 0;
-    for path in &plists {
-        let plist = read_plist(path);
-        let what = path.display();
-        let label = plist["Label"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{what}: Label"));
-        assert_eq!(
-            path.file_name().unwrap().to_str().unwrap(),
-            format!("{label}.plist"),
-            "launchctl finds an agent by its file named after its Label"
-        );
-        assert_eq!(plist["RunAtLoad"], true, "{what}");
-        assert_eq!(plist["ProcessType"], "Background", "{what}");
-        assert_eq!(plist["LowPriorityIO"], true, "{what}");
-        assert!(plist["Nice"].as_i64().is_some_and(|n| n > 0), "{what}");
-        let hourly = plist["StartInterval"] == 3600
-            || plist["StartCalendarInterval"].as_object().is_some_and(|c| {
-                c.len() == 1 && c["Minute"].as_i64().is_some_and(|m| (0..60).contains(&m))
-            });
-        assert!(
-            hourly,
-            "{what}: neither StartInterval 3600 nor a minute of every hour"
-        );
-        let path_var = plist["EnvironmentVariables"]["PATH"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{what}: EnvironmentVariables PATH"));
-        for dir in ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"] {
-            assert!(
-                path_var.split(':').any(|d| d == dir),
-                "{what}: PATH lacks {dir}"
-            );
-        }
-        for key in ["StandardOutPath", "StandardErrorPath"] {
-            let log = plist[key]
+    plists
+        .into_iter()
+        .map(|path| {
+            let plist = read_plist(&path);
+            let what = path.display();
+            let label = plist["Label"]
                 .as_str()
-                .unwrap_or_else(|| panic!("{what}: {key}"));
-            assert!(
-                log.starts_with("/Users/me/.patina/logs/") && log.ends_with(".log"),
-                "{what}: {key} {log}"
+                .unwrap_or_else(|| panic!("{what}: Label"));
+            assert_eq!(
+                path.file_name().unwrap().to_str().unwrap(),
+                format!("{label}.plist"),
+                "launchctl finds an agent by its file named after its Label"
             );
-        }
+            assert_eq!(plist["RunAtLoad"], true, "{what}");
+            assert_eq!(plist["ProcessType"], "Background", "{what}");
+            assert_eq!(plist["LowPriorityIO"], true, "{what}");
+            assert!(plist["Nice"].as_i64().is_some_and(|n| n > 0), "{what}");
+            let hourly = plist["StartInterval"] == 3600
+                || plist["StartCalendarInterval"].as_object().is_some_and(|c| {
+                    c.len() == 1 && c["Minute"].as_i64().is_some_and(|m| (0..60).contains(&m))
+                });
+            assert!(
+                hourly,
+                "{what}: neither StartInterval 3600 nor a minute of every hour"
+            );
+            let path_var = plist["EnvironmentVariables"]["PATH"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: EnvironmentVariables PATH"));
+            for dir in ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"] {
+                assert!(
+                    path_var.split(':').any(|d| d == dir),
+                    "{what}: PATH lacks {dir}"
+                );
+            }
+            for key in ["StandardOutPath", "StandardErrorPath"] {
+                let log = plist[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{what}: {key}"));
+                assert!(
+                    log.starts_with("/Users/me/.patina/logs/") && log.ends_with(".log"),
+                    "{what}: {key} {log}"
+                );
+            }
+            let argv: Vec<String> = plist["ProgramArguments"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: ProgramArguments"))
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            assert!(argv[0].ends_with("/patina-forge"), "{what}: {argv:?}");
+            assert!(argv.contains(&"--resume".to_owned()), "{what}: {argv:?}");
+            patina_forge::cli::command()
+                .try_get_matches_from(&argv)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            (path, plist, argv)
+        })
+        .collect()
+}
 
-        let argv: Vec<String> = plist["ProgramArguments"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{what}: ProgramArguments"))
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect();
-        assert!(argv[0].ends_with("/patina-forge"), "{what}: {argv:?}");
-        assert!(argv.contains(&"--resume".to_owned()), "{what}: {argv:?}");
+/// Every launchd agent in contrib/launchd/ is a plist with the keys that make
+/// it an hourly, low-priority background job, and the project's and the
+/// repository's ProgramArguments run `--resume` with flags patina-forge
+/// accepts, against the fake forge (the agent for all: below).
+#[test]
+fn the_launchd_agents_parse_and_run_resume() {
+    let (env, _forge) = registered_world();
+    let agents = launchd_agents();
+    let labels: Vec<&str> = agents
+        .iter()
+        .map(|(_, plist, _)| plist["Label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "patina-forge.all",
+            "patina-forge.project",
+            "patina-forge.repo.claude-code"
+        ],
+        "an agent for all, a project agent and a repository agent"
+    );
+    let mut runs = 0;
+    for (_, plist, argv) in agents {
+        if argv.contains(&"--all".to_owned()) {
+            continue;
+        }
         let mut args = argv[1..].to_vec();
         // The checked-in agent is for `claude-code`; the world has `acme-widget`.
         if let Some(at) = args.iter().position(|a| a == "--repo") {
@@ -394,6 +425,170 @@ fn the_launchd_agents_parse_and_run_resume() {
         env.query("SELECT count(*) FROM forge_refs WHERE resolved IS NULL")[0][0],
         "0"
     );
+}
+
+/// The second repository of [`two_registered_world`].
+const GADGET: &str = "acme/gadget";
+
+/// A world with two reference repositories registered, `acme-widget` and
+/// `acme-gadget`, both on the fake forge, each with refs discovered and
+/// nothing resolved; returns the gadget's folder too.
+fn two_registered_world() -> (TestEnv, FakeForge, PathBuf) {
+    let env = TestEnv::with_origin();
+    env.commit("fix: first (#1)\n\nFixes #2");
+    let forge = forge_with_items(2);
+    forge.add_repo(GADGET);
+    for i in 1..=2 {
+        forge.put(GADGET, Item::issue(i, &format!("Gadget {i}")));
+    }
+    env.set_api_url(&forge.url());
+
+    let gadget = env.root().join("gadget");
+    std::fs::create_dir_all(&gadget).unwrap();
+    env.git_in(&gadget, &["init", "-q", "-b", "main"]);
+    for (key, value) in [
+        ("user.name", "Test Author"),
+        ("user.email", "author@example.com"),
+        ("commit.gpgsign", "false"),
+    ] {
+        env.git_in(&gadget, &["config", key, value]);
+    }
+    env.set_origin_in(&gadget, &format!("https://github.com/{GADGET}.git"));
+    env.git_in(
+        &gadget,
+        &[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "fix: one (#1), two (#2)",
+        ],
+    );
+
+    std::fs::write(
+        env.patina_home().join("registry.yaml"),
+        format!(
+            "repos:\n  acme-widget:\n    path: {}\n    github: {FORGE}\n  \
+             acme-gadget:\n    path: {}\n    github: {GADGET}\n",
+            env.repo().display(),
+            gadget.display()
+        ),
+    )
+    .unwrap();
+    env.run(["--offline"]).assert_success();
+    env.run(["-C", gadget.to_str().unwrap(), "--offline"])
+        .assert_success();
+    (env, forge, gadget)
+}
+
+/// The pending refs of the database under `dir`, and whether `number` is
+/// resolved there.
+fn drained(dir: &Path, number: u64) -> (String, String) {
+    let db = testenv::db_under(dir);
+    let pending = testenv::query_db(
+        &db,
+        "SELECT count(*) FROM forge_refs WHERE resolved IS NULL",
+    );
+    let resolved = testenv::query_db(
+        &db,
+        &format!(
+            "SELECT count(*) FROM forge_refs WHERE ref_number = {number} AND resolved IS NOT NULL"
+        ),
+    );
+    (pending[0][0].clone(), resolved[0][0].clone())
+}
+
+/// The one job for all, as systemd, launchd and cron run it: each drains
+/// both registered repositories in one run. Before each, both repositories
+/// get a commit that mentions a new issue, so that each run has work in both.
+#[test]
+fn the_jobs_for_all_drain_every_registered_repository() {
+    let (env, forge, gadget) = two_registered_world();
+    let mut round = 2;
+    let mut next_round = || {
+        round += 1;
+        env.commit(&format!("fix: widget round (#{round})"));
+        env.git_in(
+            &gadget,
+            &[
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                &format!("fix: gadget round (#{round})"),
+            ],
+        );
+        forge.put(FORGE, Item::issue(round, &format!("Issue {round}")));
+        forge.put(GADGET, Item::issue(round, &format!("Gadget {round}")));
+        round
+    };
+    let check = |number: u64, what: &str| {
+        for dir in [env.repo(), gadget.as_path()] {
+            assert_eq!(
+                drained(dir, number),
+                ("0".to_owned(), "1".to_owned()),
+                "{what}: {} not drained",
+                dir.display()
+            );
+        }
+    };
+
+    // systemd: a user service runs in the home folder.
+    let number = next_round();
+    let args = exec_start("patina-forge-all.service", "unused");
+    assert_eq!(args, ["--resume", "--all"]);
+    env.run_in(env.home(), &args).assert_success();
+    check(number, "patina-forge-all.service");
+
+    // launchd: no WorkingDirectory, so a folder that is no repository.
+    let number = next_round();
+    let (_, _, argv) = launchd_agents()
+        .into_iter()
+        .find(|(_, plist, _)| plist["Label"] == "patina-forge.all")
+        .expect("the agent for all");
+    env.run_in(env.root(), &argv[1..]).assert_success();
+    check(number, "patina-forge.all.plist");
+
+    // cron: the line as cron's sh runs it, in the home folder, the binary
+    // where the line names it and the output appended to the log.
+    let number = next_round();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/cron/patina-forge.crontab"),
+    )
+    .unwrap();
+    let line = example
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains(" --all "))
+        .expect("the line for all");
+    let mut command = line;
+    for _ in 0..5 {
+        let field = command.trim_start();
+        command = &field[field.find(' ').unwrap()..];
+    }
+    let bin = env.home().join(".cargo/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_patina-forge"), bin.join("patina-forge"))
+        .unwrap();
+    std::fs::create_dir_all(env.home().join(".patina/logs")).unwrap();
+    let out = Command::new("sh")
+        .args(["-c", command.trim()])
+        .current_dir(env.home())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", env.home())
+        .env("PATINA_HOME", env.patina_home())
+        .env("PATINA_FORGE_API_URL", forge.url())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(env.home().join(".patina/logs/cron-all.log")).unwrap();
+    assert!(out.status.success(), "{line}: {log}");
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "all goes to the log"
+    );
+    check(number, "the crontab line");
 }
 
 #[test]
@@ -449,8 +644,8 @@ fn the_crontab_lines_parse_as_patina_forge_flags() {
         checked += 1;
     }
     assert_eq!(
-        checked, 2,
-        "the example has a project line and a reference-repository line"
+        checked, 3,
+        "the example has a line for all, a project line and a reference-repository line"
     );
 }
 

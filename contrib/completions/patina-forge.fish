@@ -4,7 +4,7 @@ complete -c patina-forge -l db -d 'The database to use instead of the project\'s
 complete -c patina-forge -l forge -d 'The forge repository, when origin does not tell (bare mirrors, forks, local remotes)' -r
 complete -c patina-forge -l limit -d 'Resolve at most N pending refs in the foreground, then exit' -r
 complete -c patina-forge -l lines -d 'With --log: how many lines' -r
-complete -c patina-forge -l generate -d 'Print a file made from this binary, and exit: the man page, a completion script, or what runs --resume hourly for the reference repository NAME' -r
+complete -c patina-forge -l generate -d 'Print a file made from this binary, and exit: the man page, a completion script, or what runs --resume hourly for every registered repository (--all) or for the reference repository NAME' -r
 complete -c patina-forge -l completions -d 'The same as --generate complete-SHELL, kept for scripts written before it' -r -f -a "bash\t''
 elvish\t''
 fish\t''

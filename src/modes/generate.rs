@@ -1,8 +1,8 @@
-//! `--generate KIND [NAME]`: the files an installation needs, made from the
-//! binary itself, so that `cargo install` alone is enough: the man page and
-//! the completion scripts from the same definition as `--help`, and the
-//! scheduler files from [`crate::schedule`] for the binary where it runs.
-//! Needs no repository.
+//! `--generate KIND [NAME|--all]`: the files an installation needs, made
+//! from the binary itself, so that `cargo install` alone is enough: the man
+//! page and the completion scripts from the same definition as `--help`, and
+//! the scheduler files from [`crate::schedule`] for the binary where it runs.
+//! Needs no repository, not even with `--all`: nothing is listed or opened.
 
 use std::io::Write;
 
@@ -20,14 +20,14 @@ pub fn run(what: &Generate, out: &mut impl Write) -> Result<()> {
             clap_complete::generate(*shell, &mut cli::command(), "patina-forge", &mut script);
             String::from_utf8(script).context("a completion script is UTF-8")?
         }
-        Generate::SystemdUnits(name) => {
-            schedule::systemd_script(&schedule::Program::current()?, name)?
+        Generate::SystemdUnits(scope) => {
+            schedule::systemd_script(&schedule::Program::current()?, scope)?
         }
-        Generate::LaunchdPlist(name) => {
+        Generate::LaunchdPlist(scope) => {
             let home = dirs::home_dir().context("cannot find the home folder: set HOME")?;
-            schedule::launchd_plist(&schedule::Program::current()?, &home, name)?
+            schedule::launchd_plist(&schedule::Program::current()?, &home, scope)?
         }
-        Generate::Crontab(name) => schedule::crontab(&schedule::Program::current()?, name)?,
+        Generate::Crontab(scope) => schedule::crontab(&schedule::Program::current()?, scope)?,
     };
     out.write_all(text.as_bytes())?;
     Ok(())

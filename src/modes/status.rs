@@ -63,9 +63,28 @@ fn read(
     db_path: &Path,
     options: &ForgeOptions,
 ) -> Result<Status> {
+    // A store read without its WAL is read again when a writer started
+    // meanwhile; the next reading goes through the WAL it made.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (status, wal_appeared) = read_once(home, forge, db_path, options)?;
+        if !wal_appeared || tries == 3 {
+            return Ok(status);
+        }
+    }
+}
+
+fn read_once(
+    home: &PatinaHome,
+    forge: &Forge,
+    db_path: &Path,
+    options: &ForgeOptions,
+) -> Result<(Status, bool)> {
     let repo = forge.repo.to_string();
     let holder = daemon::holder(home, &forge.repo)?;
     let mut host = None;
+    let mut wal_appeared = false;
     let mut status = match Store::open_read_only(db_path)? {
         Some(store) => {
             let mut status = report::Status::new(repo.clone(), store.counts(&repo)?);
@@ -96,6 +115,7 @@ fn read(
                 status.last_error = run.last_error.clone();
                 status.last_run = Some(report::LastRun::from_row(run, holder.is_some()));
             }
+            wal_appeared = store.wal_appeared();
             status
         }
         None => report::Status::new(repo, Default::default()),
@@ -104,10 +124,13 @@ fn read(
         status.running = true;
         status.pid = busy.pid;
     }
-    Ok(Status {
-        report: status,
-        host,
-    })
+    Ok((
+        Status {
+            report: status,
+            host,
+        },
+        wal_appeared,
+    ))
 }
 
 /// Prints the target's status, as text or as one JSON object.

@@ -789,7 +789,7 @@ impl AllStatus<'_> {
             "FAILED",
             "DONE",
             "LAST RUN (UTC)",
-            "REFRESHED",
+            "REFRESHED (UTC)",
         ];
         // Counts are right-aligned.
         const RIGHT: [bool; 9] = [false, false, false, true, true, true, true, false, false];

@@ -274,6 +274,15 @@ pub struct Cli {
     /// drain used, or null), api_note (why REST, or null), forge_kind ("github",
     /// "github-enterprise" or "gitea", or null), api_base (or null), waiting ({until (RFC
     /// 3339), reason} while the API host's rate limit holds every request back, or null).
+    ///
+    /// With --all, one object {"repos": [...], "hosts": [...]}. repos: the object above for
+    /// each repository, newest activity first, plus name (in registry.yaml, or null for the
+    /// project), path (its clone) and error (null, or why it could not be read; every other
+    /// field is then null but repo, when known). hosts: one object per API host: host
+    /// ("api.github.com", "HOST:PORT"), repos (the names of those using it), rate_limit
+    /// ({remaining, limit, reset, api ("graphql": points, or "rest")}, the freshest the
+    /// repositories saw, or null), waiting (as above, or null), next_slot (when the next
+    /// request may leave, RFC 3339, or null when now), secondary_limits (in a row).
     #[arg(long, requires = "status", help_heading = "Output")]
     pub json: bool,
 }

@@ -585,3 +585,26 @@ mod tests {
         assert_eq!(file_safe("../x/y"), ".._x_y");
     }
 }
+
+/// A host's ledger as it stands (see [`read_ledger`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerState {
+    /// Before this, no request to the host may leave.
+    pub next_at: SystemTime,
+    /// Why the slot is there, when a server signal put it there.
+    pub reason: Option<String>,
+    /// Secondary limits in a row without a success in between.
+    pub strikes: u32,
+}
+
+/// The ledger of `host_key`, read without writing or creating anything (for
+/// `--status --all`); `None` when there is none or it cannot be read.
+pub fn read_ledger(home: &PatinaHome, host_key: &str) -> Option<LedgerState> {
+    let text = std::fs::read_to_string(ledger_path(home, host_key)).ok()?;
+    let ledger: Ledger = serde_json::from_str(&text).ok()?;
+    Some(LedgerState {
+        next_at: UNIX_EPOCH + Duration::from_millis(ledger.next_at_ms),
+        reason: ledger.reason,
+        strikes: ledger.strikes,
+    })
+}

@@ -652,6 +652,307 @@ pub fn tail_log(
 
 const FOLLOW_NAP: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// One repository of `--status --all`: its status, or why it could not be
+/// read.
+pub struct Row {
+    /// How output names it: the registry's name, else the forge repository.
+    pub label: String,
+    /// Its name in `registry.yaml`; `None` for the project run from.
+    pub name: Option<String>,
+    /// Its clone's folder.
+    pub path: String,
+    /// Its status; or the forge repository when it is known, and why the
+    /// repository could not be read.
+    pub outcome: std::result::Result<Status, (Option<String>, String)>,
+}
+
+impl Row {
+    /// When anything last happened: the latest of the last run's end (its
+    /// start while it runs) and the last refresh; RFC 3339, which sorts as
+    /// text.
+    fn activity(&self) -> Option<&str> {
+        let status = self.outcome.as_ref().ok()?;
+        let run = status
+            .last_run
+            .as_ref()
+            .map(|run| run.ended.as_deref().unwrap_or(&run.started));
+        let refresh = status.last_refresh.as_ref().map(|r| r.at.as_str());
+        run.max(refresh)
+    }
+}
+
+/// The single `--status --json` object, with `name`, `path` and `error`
+/// added, its fields in the single object's order. A repository that could
+/// not be read has every field of the single object null but `repo` (when
+/// the forge repository is known).
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        use serde_json::Value;
+        let fields = match &self.outcome {
+            Ok(status) => serde_json::to_value(status).map_err(S::Error::custom)?,
+            Err(_) => Value::Null,
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for key in status_fields() {
+            match (&self.outcome, key.as_str()) {
+                (Ok(_), _) => map.serialize_entry(&key, &fields[key.as_str()])?,
+                (Err((repo, _)), "repo") => map.serialize_entry(&key, repo)?,
+                (Err(_), _) => map.serialize_entry(&key, &Value::Null)?,
+            }
+        }
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("path", &self.path)?;
+        map.serialize_entry("error", &self.outcome.as_ref().err().map(|(_, why)| why))?;
+        map.end()
+    }
+}
+
+/// The field names of `--status --json`, in its order (`serde_json`'s
+/// `Value` sorts them).
+fn status_fields() -> Vec<String> {
+    let text =
+        serde_json::to_string(&Status::new(String::new(), Counts::default())).unwrap_or_default();
+    let mut fields: Vec<String> = match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    fields.sort_by_key(|key| text.find(&format!("\"{key}\":")));
+    fields
+}
+
+/// The order of `--status --all`: newest activity first; repositories that
+/// never ran (and those that could not be read) last, by label.
+pub fn by_activity(rows: &[Row]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&rows[a], &rows[b]);
+        b.activity()
+            .cmp(&a.activity())
+            .then_with(|| a.label.cmp(&b.label))
+    });
+    order
+}
+
+/// One API host of `--status --all`: the budget its repositories last saw
+/// and what its pace ledger holds.
+#[derive(Debug, Serialize)]
+pub struct Host {
+    /// The ledger's key: the API's host, with `:port` when not the default.
+    pub host: String,
+    /// The labels of the repositories whose requests go there.
+    pub repos: Vec<String>,
+    /// The freshest budget among them (or null before any was seen).
+    pub rate_limit: Option<HostRate>,
+    /// A wait the ledger imposes on every process, when it ends more than a
+    /// few seconds from now (or null).
+    pub waiting: Option<Waiting>,
+    /// When the next request to the host may leave, when that is later
+    /// than now (RFC 3339, or null).
+    pub next_slot: Option<String>,
+    /// Secondary limits in a row without a success between (each doubles
+    /// the wait after the next one).
+    pub secondary_limits: u32,
+}
+
+/// A host's budget as a repository's latest drain saw it.
+#[derive(Debug, Serialize)]
+pub struct HostRate {
+    /// Requests (or points) left until `reset`.
+    pub remaining: u64,
+    /// The window's whole budget.
+    pub limit: u64,
+    /// RFC 3339.
+    pub reset: String,
+    /// "graphql" (points) or "rest" (requests), as that drain counted; or
+    /// null when not recorded.
+    pub api: Option<String>,
+}
+
+/// `--status --all`: every repository, newest activity first, and every
+/// API host they use.
+pub struct AllStatus<'a> {
+    /// In the order they are printed.
+    pub rows: Vec<&'a Row>,
+    /// By host name.
+    pub hosts: Vec<Host>,
+}
+
+impl AllStatus<'_> {
+    /// `--status --all --json`: `{"repos": [...], "hosts": [...]}` on one
+    /// line.
+    pub fn write_json(&self, out: &mut impl Write) -> Result<()> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            repos: &'a [&'a Row],
+            hosts: &'a [Host],
+        }
+        serde_json::to_writer(
+            &mut *out,
+            &Json {
+                repos: &self.rows,
+                hosts: &self.hosts,
+            },
+        )?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// `--status --all`: a table of plain columns (times in UTC, as
+    /// `MM-DD HH:MM` this year and as a date before), a line under a row
+    /// for its error, then one line per API host.
+    pub fn write_text(&self, out: &mut impl Write, now: SystemTime) -> io::Result<()> {
+        let year = &humantime::format_rfc3339_seconds(now).to_string()[..4];
+        let short = |rfc: &str| short_time(rfc, year);
+        const HEADER: [&str; 9] = [
+            "REPOSITORY",
+            "KIND",
+            "SYNC",
+            "RESOLVED",
+            "PENDING",
+            "FAILED",
+            "DONE",
+            "LAST RUN (UTC)",
+            "REFRESHED (UTC)",
+        ];
+        // Counts are right-aligned.
+        const RIGHT: [bool; 9] = [false, false, false, true, true, true, true, false, false];
+        let mut table: Vec<[String; 9]> = vec![HEADER.map(str::to_owned)];
+        let mut notes: Vec<Option<String>> = vec![None];
+        for row in &self.rows {
+            let dash = || "-".to_owned();
+            match &row.outcome {
+                Ok(s) => {
+                    let c = &s.counts;
+                    let sync = match (s.running, s.pid) {
+                        (true, Some(pid)) => format!("PID {pid}"),
+                        (true, None) => "running".to_owned(),
+                        (false, _) => "no".to_owned(),
+                    };
+                    let run = match &s.last_run {
+                        Some(run) => format!(
+                            "{} {}",
+                            run.state,
+                            short(run.ended.as_deref().unwrap_or(&run.started))
+                        ),
+                        None => "never".to_owned(),
+                    };
+                    table.push([
+                        row.label.clone(),
+                        s.forge_kind.clone().unwrap_or_else(dash),
+                        sync,
+                        thousands(c.resolved),
+                        thousands(c.pending),
+                        thousands(c.failed),
+                        format!("{}%", s.percent),
+                        run,
+                        s.last_refresh.as_ref().map_or_else(dash, |r| short(&r.at)),
+                    ]);
+                    notes.push(s.last_error.as_ref().map(|e| format!("last error: {e}")));
+                }
+                Err((_, why)) => {
+                    let mut cells: [String; 9] = std::array::from_fn(|_| dash());
+                    cells[0] = row.label.clone();
+                    table.push(cells);
+                    notes.push(Some(format!("error: {why}")));
+                }
+            }
+        }
+        let mut widths = [0usize; 9];
+        for cells in &table {
+            for (width, cell) in widths.iter_mut().zip(cells) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        for (cells, note) in table.iter().zip(&notes) {
+            let mut line = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let pad = widths[i] - cell.chars().count();
+                if RIGHT[i] {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+            if let Some(note) = note {
+                writeln!(out, "  {note}")?;
+            }
+        }
+        if !self.hosts.is_empty() {
+            writeln!(out)?;
+        }
+        let now = humantime::format_rfc3339_seconds(now).to_string();
+        for host in &self.hosts {
+            let mut line = format!("{}: ", host.host);
+            match &host.rate_limit {
+                Some(rate) => {
+                    let unit = if rate.api.as_deref() == Some("graphql") {
+                        " points"
+                    } else {
+                        ""
+                    };
+                    let (remaining, limit) = (thousands(rate.remaining), thousands(rate.limit));
+                    if rate.reset > now {
+                        line.push_str(&format!(
+                            "{remaining} of {limit}{unit} left, resets {}",
+                            clock(&rate.reset)
+                        ));
+                    } else {
+                        line.push_str(&format!(
+                            "{remaining} of {limit}{unit} left when last seen; the window reset \
+                             at {}",
+                            clock(&rate.reset)
+                        ));
+                    }
+                }
+                None => line.push_str("no budget seen yet"),
+            }
+            if let Some(waiting) = &host.waiting {
+                line.push_str(&format!(
+                    "; waiting until {} ({})",
+                    clock(&waiting.until),
+                    waiting.reason
+                ));
+            }
+            if host.secondary_limits > 0 {
+                line.push_str(&format!(
+                    "; {} in a row",
+                    count(
+                        host.secondary_limits.into(),
+                        "secondary limit",
+                        "secondary limits"
+                    )
+                ));
+            }
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `2026-12-05T17:04:09Z` → `12-05 17:04` in `year`, else `2025-12-05`.
+fn short_time(rfc3339: &str, year: &str) -> String {
+    match (rfc3339.get(..4), rfc3339.get(5..10), rfc3339.get(11..16)) {
+        (Some(y), Some(day), Some(time)) if y == year => format!("{day} {time}"),
+        (Some(_), _, _) if rfc3339.len() >= 10 => rfc3339[..10].to_owned(),
+        _ => rfc3339.to_owned(),
+    }
+}
+
+/// `2026-12-05T17:04:09Z` → `17:04 UTC`.
+fn clock(rfc3339: &str) -> String {
+    match rfc3339.get(11..16) {
+        Some(time) => format!("{time} UTC"),
+        None => rfc3339.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,54 +1,91 @@
 //! `--status`: the backlog's counts, the latest run and whether a sync runs,
-//! as text or JSON. Reads only, never writes.
+//! as text or JSON; with `--all`, one table of every repository and the
+//! budget left per API host. Reads only, never writes.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::Result;
 
 use crate::ForgeOptions;
 use crate::daemon;
+use crate::exit::ExitCode;
 use crate::forge::kind::ForgeKind;
 use crate::home::PatinaHome;
 use crate::pace;
 use crate::report;
 use crate::store::Store;
-use crate::target::Target;
+use crate::target::{Forge, Listed, Target};
 
-/// What the pace ledger of the repository's API host holds back, read
-/// without creating anything: the host is `--api-url`'s, else where the API
-/// answered when its kind was asked, else the kind's default for the host.
-fn waiting(
-    home: &PatinaHome,
-    target: &Target,
-    options: &ForgeOptions,
-    status: &report::Status,
-) -> Option<report::Waiting> {
+/// The key of the pace ledger of the repository's API host: `--api-url`'s
+/// host, else where the API answered when its kind was asked, else the
+/// kind's default for the host. `None` before the kind is known.
+fn api_host(forge: &Forge, options: &ForgeOptions, status: &report::Status) -> Option<String> {
     let base = match (&options.api_url, &status.api_base) {
         (Some(base), _) | (None, Some(base)) => base.clone(),
-        (None, None) => {
-            ForgeKind::parse(status.forge_kind.as_deref()?)?.default_base(&target.forge.host)
-        }
+        (None, None) => ForgeKind::parse(status.forge_kind.as_deref()?)?.default_base(&forge.host),
     };
     let url = reqwest::Url::parse(&base).ok()?;
-    let (until, reason) = pace::waiting(home, &pace::host_key(&url))?;
+    Some(pace::host_key(&url))
+}
+
+/// What the pace ledger of `host` holds back, read without creating anything.
+fn waiting(home: &PatinaHome, host: &str) -> Option<report::Waiting> {
+    let (until, reason) = pace::waiting(home, host)?;
     Some(report::Waiting {
         until: humantime::format_rfc3339_seconds(until).to_string(),
         reason,
     })
 }
 
-/// Prints the target's status, as text or as one JSON object. The lock,
-/// not a PID, says whether a sync runs.
-pub fn run(
+/// A repository's status and the API host its requests go to.
+pub struct Status {
+    /// As `--status --json` prints it.
+    pub report: report::Status,
+    /// The key of its API host's pace ledger; `None` before its forge's
+    /// kind is known.
+    pub host: Option<String>,
+}
+
+/// The status of `target`: what `--status` prints, and each row of
+/// `--status --all`. The lock, not a PID, says whether a sync runs.
+pub fn status_of(home: &PatinaHome, target: &Target, options: &ForgeOptions) -> Result<Status> {
+    read(home, &target.forge, &target.db_path, options)
+}
+
+/// [`status_of`] from what it needs of the target (a `Target` holds a
+/// repository that cannot be shared between threads).
+fn read(
     home: &PatinaHome,
-    target: &Target,
+    forge: &Forge,
+    db_path: &Path,
     options: &ForgeOptions,
-    json: bool,
-    out: &mut impl Write,
-) -> Result<()> {
-    let repo = target.forge.repo.to_string();
-    let holder = daemon::holder(home, &target.forge.repo)?;
-    let mut status = match Store::open_read_only(&target.db_path)? {
+) -> Result<Status> {
+    // A store read without its WAL is read again when a writer started
+    // meanwhile; the next reading goes through the WAL it made.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (status, wal_appeared) = read_once(home, forge, db_path, options)?;
+        if !wal_appeared || tries == 3 {
+            return Ok(status);
+        }
+    }
+}
+
+fn read_once(
+    home: &PatinaHome,
+    forge: &Forge,
+    db_path: &Path,
+    options: &ForgeOptions,
+) -> Result<(Status, bool)> {
+    let repo = forge.repo.to_string();
+    let holder = daemon::holder(home, &forge.repo)?;
+    let mut host = None;
+    let mut wal_appeared = false;
+    let mut status = match Store::open_read_only(db_path)? {
         Some(store) => {
             let mut status = report::Status::new(repo.clone(), store.counts(&repo)?);
             let state = store.sync_state(&repo)?;
@@ -58,14 +95,15 @@ pub fn run(
             status.forge_kind = state.forge_kind;
             status.api_base = state.api_base;
             if status.forge_kind.is_none()
-                && let Some(kind) = ForgeKind::known(&target.forge.host)
+                && let Some(kind) = ForgeKind::known(&forge.host)
             {
                 status.forge_kind = Some(kind.as_str().to_owned());
             }
             status.last_refresh = report::LastRefresh::from_state(&store.refresh_state(&repo)?);
-            status.waiting = waiting(home, target, options, &status);
+            host = api_host(forge, options, &status);
+            status.waiting = host.as_deref().and_then(|host| waiting(home, host));
             if let Some(run) = store.latest_run(&repo)? {
-                let now = std::time::SystemTime::now();
+                let now = SystemTime::now();
                 status.running = holder.is_some();
                 let recent = match holder {
                     Some(_) => {
@@ -77,6 +115,7 @@ pub fn run(
                 status.last_error = run.last_error.clone();
                 status.last_run = Some(report::LastRun::from_row(run, holder.is_some()));
             }
+            wal_appeared = store.wal_appeared();
             status
         }
         None => report::Status::new(repo, Default::default()),
@@ -85,6 +124,24 @@ pub fn run(
         status.running = true;
         status.pid = busy.pid;
     }
+    Ok((
+        Status {
+            report: status,
+            host,
+        },
+        wal_appeared,
+    ))
+}
+
+/// Prints the target's status, as text or as one JSON object.
+pub fn run(
+    home: &PatinaHome,
+    target: &Target,
+    options: &ForgeOptions,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let status = status_of(home, target, options)?.report;
     if json {
         status.write_json(out)?;
     } else {
@@ -94,13 +151,157 @@ pub fn run(
 }
 
 /// `--status --all`: one table (or one JSON object) for every repository
-/// of `listed`, and the budget left per API host.
+/// of `listed`, newest activity first, and the budget left per API host.
+/// A repository that cannot be read is a row with its error, and a line on
+/// stderr; the exit status is then 1.
 pub fn run_all(
-    _home: &PatinaHome,
-    _listed: &[crate::target::Listed],
-    _options: &ForgeOptions,
-    _json: bool,
-    _out: &mut impl Write,
-) -> Result<crate::exit::ExitCode> {
-    anyhow::bail!("--status --all is not built yet")
+    home: &PatinaHome,
+    listed: &[Listed],
+    options: &ForgeOptions,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
+    let statuses = read_all(home, listed, options);
+    let mut rows = Vec::with_capacity(listed.len());
+    let mut hosts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (listed, status) in listed.iter().zip(statuses) {
+        let (outcome, host) = match (status, &listed.target) {
+            (Ok(status), _) => (Ok(status.report), status.host),
+            (Err(e), Ok(target)) => (
+                Err((Some(target.forge.repo.to_string()), one_line(&e))),
+                None,
+            ),
+            (Err(e), Err(_)) => (Err((None, one_line(&e))), None),
+        };
+        if let Some(host) = host {
+            hosts.entry(host).or_default().push(rows.len());
+        }
+        rows.push(report::Row {
+            label: listed.label(),
+            name: listed.name.clone(),
+            path: listed.path.display().to_string(),
+            outcome,
+        });
+    }
+    let hosts: Vec<report::Host> = hosts
+        .into_iter()
+        .map(|(host, members)| host_status(home, host, &members, &rows))
+        .collect();
+    let order = report::by_activity(&rows);
+    let all = report::AllStatus {
+        rows: order.iter().map(|&i| &rows[i]).collect(),
+        hosts,
+    };
+    if json {
+        all.write_json(out)?;
+    } else {
+        all.write_text(out, SystemTime::now())?;
+    }
+    out.flush()?;
+    let mut failed = false;
+    for row in &all.rows {
+        if let Err((_, why)) = &row.outcome {
+            eprintln!("error: {}: {why}", row.label);
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::Failure
+    } else {
+        ExitCode::Success
+    })
+}
+
+/// Every repository's status, on as many threads as there are cores (at
+/// most 4): each is a few files opened and counted, independent of the
+/// others.
+fn read_all(home: &PatinaHome, listed: &[Listed], options: &ForgeOptions) -> Vec<Result<Status>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let jobs: Vec<Result<(Forge, &Path), String>> = listed
+        .iter()
+        .map(|l| match &l.target {
+            Ok(t) => Ok((t.forge.clone(), t.db_path.as_path())),
+            Err(e) => Err(one_line(e)),
+        })
+        .collect();
+    let results: Vec<Mutex<Option<Result<Status>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            let status = match job {
+                Ok((forge, db)) => read(home, forge, db, options),
+                Err(why) => Err(anyhow::anyhow!("{why}")),
+            };
+            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 4)
+        .min(jobs.len());
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(work);
+            }
+            work();
+        });
+    }
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(anyhow::anyhow!("not read")))
+        })
+        .collect()
+}
+
+/// What the rows of `members` and the ledger say of one API host.
+fn host_status(
+    home: &PatinaHome,
+    host: String,
+    members: &[usize],
+    rows: &[report::Row],
+) -> report::Host {
+    // The freshest budget: the latest window, and in it the least left
+    // (what is left only goes down until the reset).
+    let rate_limit = members
+        .iter()
+        .filter_map(|&i| rows[i].outcome.as_ref().ok())
+        .filter_map(|s| Some((s.rate_limit.as_ref()?, &s.api)))
+        .max_by(|(a, _), (b, _)| a.reset.cmp(&b.reset).then(b.remaining.cmp(&a.remaining)))
+        .map(|(rate, api)| report::HostRate {
+            remaining: rate.remaining,
+            limit: rate.limit,
+            reset: rate.reset.clone(),
+            api: api.clone(),
+        });
+    let ledger = pace::read_ledger(home, &host);
+    let now = SystemTime::now();
+    let next_slot = ledger
+        .as_ref()
+        .map(|l| l.next_at)
+        .filter(|&at| at > now)
+        .map(|at| humantime::format_rfc3339_seconds(at).to_string());
+    report::Host {
+        waiting: waiting(home, &host),
+        host,
+        repos: members.iter().map(|&i| rows[i].label.clone()).collect(),
+        rate_limit,
+        next_slot,
+        secondary_limits: ledger.map_or(0, |l| l.strikes),
+    }
+}
+
+/// An error as one line, its causes after colons.
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
 }

@@ -76,6 +76,9 @@ pub struct Store {
     followed: u32,
     /// Whether opening moved a database of the former layout into the store.
     adopted: bool,
+    /// A reader's: the `-wal` whose absence let it read the file as
+    /// immutable (see [`open_for_reading`]).
+    absent_wal: Option<PathBuf>,
 }
 
 impl Drop for Store {
@@ -181,6 +184,7 @@ impl Store {
             repaired: Repaired::default(),
             followed: 0,
             adopted: false,
+            absent_wal: None,
         };
         store.attach(path, found == 0, check)?;
         Ok(store)
@@ -289,11 +293,8 @@ impl Store {
             return Ok(None);
         };
         refuse_foreign_file(&path)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
+        let (conn, absent_wal) = open_for_reading(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         Ok(Some(Self {
@@ -302,7 +303,16 @@ impl Store {
             repaired: Repaired::default(),
             followed: 0,
             adopted: false,
+            absent_wal,
         }))
+    }
+
+    /// Whether a writer may have started while this reader read the file
+    /// as immutable (its `-wal` is there now): what was read may then miss
+    /// its commits, or meet a checkpoint halfway, and should be read again
+    /// (the next opening reads through the WAL).
+    pub fn wal_appeared(&self) -> bool {
+        self.absent_wal.as_ref().is_some_and(|wal| wal.exists())
     }
 
     fn has_column(&self, table: &str, column: &str) -> Result<bool> {
@@ -320,6 +330,52 @@ impl Store {
             |row| row.get(0),
         )?)
     }
+}
+
+/// A read-only connection to `path` that creates nothing. SQLite makes
+/// the `-wal` and `-shm` of a WAL database for a reader too, and a reader
+/// cannot remove them. Without a `-wal` no writer has the file open (the
+/// last to close removes it) and the file alone holds every commit: it is
+/// read as immutable, and the `-wal` returned, for
+/// [`Store::wal_appeared`] to look at after the reading. A database in a
+/// rollback journal mode (patina's file before our first run) creates
+/// nothing for a reader, and is read with its locks.
+fn open_for_reading(path: &Path) -> Result<(Connection, Option<PathBuf>)> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if !is_wal_mode(path) || wal.exists() {
+        return Ok((Connection::open_with_flags(path, flags)?, None));
+    }
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let conn = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?;
+    Ok((conn, Some(wal)))
+}
+
+/// Whether the database file's header says WAL (read and write versions 2).
+fn is_wal_mode(path: &Path) -> bool {
+    let mut header = [0u8; 20];
+    File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .is_ok()
+        && header[18] == 2
+        && header[19] == 2
+}
+
+/// `path` for a `file:` URI: every byte but unreserved ones and `/`
+/// percent-encoded, so that `?`, `#` and `%` in a folder's name stay its.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/._~-".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// What to do when an error is SQLite's "busy" or "locked": the lock was
@@ -370,4 +426,72 @@ fn refuse_foreign_file(path: &Path) -> Result<()> {
         "{} is not a SQLite database; it was left untouched (move it away, or pass --db PATH)",
         path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of the files in `dir`, sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn reading_a_wal_database_creates_nothing_whatever_its_folder_is_called() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("a?b#c%d e");
+        fs::create_dir(&dir).unwrap();
+        let own = dir.join("patina-forge.db");
+        {
+            let conn = open_writer(&own).unwrap();
+            conn.execute_batch("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2);")
+                .unwrap();
+        }
+        assert_eq!(files(&dir), ["patina-forge.db"]);
+
+        let store = Store::open_read_only(&dir.join("patina.db"))
+            .unwrap()
+            .expect("the store");
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(!store.wal_appeared());
+        drop(store);
+        assert_eq!(files(&dir), ["patina-forge.db"]);
+
+        // While a writer has it open, a reader reads through its WAL.
+        let writer = open_writer(&own).unwrap();
+        writer.execute_batch("INSERT INTO t VALUES (3);").unwrap();
+        let store = Store::open_read_only(&dir.join("patina.db"))
+            .unwrap()
+            .expect("the store");
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+        assert!(!store.wal_appeared());
+    }
+
+    #[test]
+    fn a_writer_starting_during_an_immutable_read_is_noticed() {
+        let temp = tempfile::tempdir().unwrap();
+        let own = temp.path().join("patina-forge.db");
+        drop(open_writer(&own).unwrap());
+        let store = Store::open_read_only(&temp.path().join("patina.db"))
+            .unwrap()
+            .expect("the store");
+        assert!(!store.wal_appeared());
+        let writer = open_writer(&own).unwrap();
+        writer.execute_batch("CREATE TABLE t (a);").unwrap();
+        assert!(store.wal_appeared());
+    }
 }

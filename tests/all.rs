@@ -199,6 +199,51 @@ fn resume_all_drains_every_repository_fairly_and_reports_the_one_that_failed() {
         "{}",
         out.dump()
     );
+    // --status --all --json says what the stores hold.
+    let status = world.run(&["--status", "--json"]);
+    assert_eq!(status.code, Some(1), "the deleted clone\n{}", status.dump());
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect(&status.stdout);
+    for (name, env, repo) in [
+        ("big", &world.big, BIG),
+        ("small", &world.small, SMALL),
+        ("tea", &world.tea, TEA),
+    ] {
+        let row = json["repos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {json}"));
+        let (resolved, pending) = world.counts(env, repo);
+        assert_eq!(row["repo"], repo, "{row}");
+        assert_eq!(row["resolved"], resolved, "{row}");
+        assert_eq!(row["pending"], pending, "{row}");
+        assert_eq!(row["failed"], 0, "{row}");
+        assert_eq!(row["running"], false, "{row}");
+        assert_eq!(row["last_run"]["state"], "finished", "{row}");
+        assert!(row["error"].is_null(), "{row}");
+    }
+    let gone = json["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "gone")
+        .expect("the deleted clone has a row");
+    assert!(
+        gone["error"].as_str().unwrap().contains("does not exist"),
+        "{gone}"
+    );
+    let hosts: Vec<&str> = json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hosts.len(),
+        2,
+        "one API host for GitHub, one for Gitea: {json}"
+    );
     // Fairness: the small backlog is done while the big one has most of
     // its requests still to send.
     let mut log = world.github.requests();

@@ -142,6 +142,10 @@ pub struct Cli {
     pub resume: bool,
 
     /// Print the end of the sync log
+    ///
+    /// $PATINA_HOME/logs/forge-sync-OWNER-REPO.log. With --all, every listed repository's log
+    /// and --sync --all's own (logs/forge-sync-all.log), merged by the time each line starts
+    /// with, every line led by [NAME] ([all] for the whole run's).
     #[arg(long, help_heading = "Modes")]
     pub log: bool,
 
@@ -160,6 +164,10 @@ pub struct Cli {
     pub follow: bool,
 
     /// Ask a background sync to stop after its request in flight, and wait until it has
+    ///
+    /// The process that holds the repository's lock: during --sync --all, that is the sync of
+    /// all repositories, which then stops as a whole. --stop --all stops it, and any other sync
+    /// of a listed repository.
     #[arg(long, help_heading = "Modes")]
     pub stop: bool,
 

@@ -16,8 +16,7 @@ fn main() -> std::process::ExitCode {
             ExitCode::Busy.into()
         }
         Err(err) => {
-            // One line, so that cron mails and journals stay readable.
-            let mut message = format!("{err:#}").replace('\n', " ");
+            let mut message = patina_forge::report::one_line(&err);
             if let Some(hint) = patina_forge::store::locked_hint(&err) {
                 message = format!("{message}: {hint}");
             }

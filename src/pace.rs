@@ -360,15 +360,45 @@ fn ledger_path(home: &PatinaHome, host_key: &str) -> PathBuf {
     home.run_file(&format!("pace-{}.json", file_safe(host_key)))
 }
 
-/// The ledger of `host_key` as it stands, read without writing or creating
-/// anything (for `--status`): when the next request may leave and why, if
-/// that is more than a moment from now.
-pub fn waiting(home: &PatinaHome, host_key: &str) -> Option<(SystemTime, String)> {
+/// A host's ledger as it stands (see [`read_ledger`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerState {
+    /// Before this, no request to the host may leave.
+    pub next_at: SystemTime,
+    /// Why the slot is there, when a server signal put it there.
+    pub reason: Option<String>,
+    /// Secondary limits in a row without a success in between.
+    pub strikes: u32,
+}
+
+impl LedgerState {
+    /// When the next request may leave and why, if that is more than a
+    /// moment after `now`.
+    pub fn waiting(&self, now: SystemTime) -> Option<(SystemTime, String)> {
+        let later = self.next_at.duration_since(now).ok()?;
+        (later > NOTABLE_WAIT).then(|| {
+            let reason = self.reason.clone().unwrap_or_else(|| "pacing".into());
+            (self.next_at, reason)
+        })
+    }
+}
+
+/// The ledger of `host_key`, read without writing or creating anything (for
+/// `--status`, and `--all`'s turns); `None` when there is none or it cannot
+/// be read.
+pub fn read_ledger(home: &PatinaHome, host_key: &str) -> Option<LedgerState> {
     let text = std::fs::read_to_string(ledger_path(home, host_key)).ok()?;
     let ledger: Ledger = serde_json::from_str(&text).ok()?;
-    let at = UNIX_EPOCH + Duration::from_millis(ledger.next_at_ms);
-    let later = at.duration_since(SystemTime::now()).ok()?;
-    (later > NOTABLE_WAIT).then(|| (at, ledger.reason.unwrap_or_else(|| "pacing".into())))
+    Some(LedgerState {
+        next_at: UNIX_EPOCH + Duration::from_millis(ledger.next_at_ms),
+        reason: ledger.reason,
+        strikes: ledger.strikes,
+    })
+}
+
+/// What the ledger of `host_key` holds back now (see [`LedgerState::waiting`]).
+pub fn waiting(home: &PatinaHome, host_key: &str) -> Option<(SystemTime, String)> {
+    read_ledger(home, host_key)?.waiting(SystemTime::now())
 }
 
 /// `14:05 UTC`: when a wait ends, as a log line and `--status` say it.
@@ -584,27 +614,4 @@ mod tests {
         assert_eq!(file_safe("127.0.0.1:8080"), "127.0.0.1_8080");
         assert_eq!(file_safe("../x/y"), ".._x_y");
     }
-}
-
-/// A host's ledger as it stands (see [`read_ledger`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerState {
-    /// Before this, no request to the host may leave.
-    pub next_at: SystemTime,
-    /// Why the slot is there, when a server signal put it there.
-    pub reason: Option<String>,
-    /// Secondary limits in a row without a success in between.
-    pub strikes: u32,
-}
-
-/// The ledger of `host_key`, read without writing or creating anything (for
-/// `--status --all`); `None` when there is none or it cannot be read.
-pub fn read_ledger(home: &PatinaHome, host_key: &str) -> Option<LedgerState> {
-    let text = std::fs::read_to_string(ledger_path(home, host_key)).ok()?;
-    let ledger: Ledger = serde_json::from_str(&text).ok()?;
-    Some(LedgerState {
-        next_at: UNIX_EPOCH + Duration::from_millis(ledger.next_at_ms),
-        reason: ledger.reason,
-        strikes: ledger.strikes,
-    })
 }

@@ -420,6 +420,12 @@ pub fn opened(db: &std::path::Path, adopted: bool, repaired: Repaired) {
     ));
 }
 
+/// An error (its causes after colons, with `{:#}`) as one line, so that
+/// cron mails and journals stay readable.
+pub fn one_line(err: &dyn std::fmt::Display) -> String {
+    format!("{err:#}").replace('\n', " ")
+}
+
 /// A line for logs: RFC 3339 UTC time first, so that any line can be placed.
 pub fn stamped(message: &str) -> String {
     format!(

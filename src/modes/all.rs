@@ -57,17 +57,28 @@ pub fn run(
 /// The repositories that failed, each with why: one line each on stderr at
 /// the end, and exit status 1.
 #[derive(Default)]
-struct Failures(Vec<(String, String)>);
+pub(super) struct Failures(Vec<(String, String)>);
 
 impl Failures {
-    fn add(&mut self, label: &str, why: impl std::fmt::Display) {
-        // `{:#}` of an anyhow error is its whole chain, on one line.
-        let why = format!("{why:#}").replace('\n', " ");
-        self.0.push((label.to_owned(), why));
+    pub(super) fn add(&mut self, label: &str, why: impl std::fmt::Display) {
+        self.0.push((label.to_owned(), report::one_line(&why)));
+    }
+
+    /// The usable targets of `listed`, with their labels; the others are
+    /// failures already.
+    fn usable<'l>(&mut self, listed: &'l [Listed]) -> Vec<(String, &'l Target)> {
+        let mut usable = Vec::with_capacity(listed.len());
+        for entry in listed {
+            match &entry.target {
+                Ok(target) => usable.push((entry.label(), target)),
+                Err(e) => self.add(&entry.label(), e),
+            }
+        }
+        usable
     }
 
     /// Says which failed, and how the whole ended; `stamped` in a log.
-    fn close(self, stamped: bool) -> ExitCode {
+    pub(super) fn close(self, stamped: bool) -> ExitCode {
         for (label, why) in &self.0 {
             let line = format!("error: {label}: {why}");
             match stamped {
@@ -99,15 +110,7 @@ fn discover(
     out: &mut impl Write,
 ) -> Result<ExitCode> {
     let mut failures = Failures::default();
-    for entry in listed {
-        let label = entry.label();
-        let target = match &entry.target {
-            Ok(target) => target,
-            Err(e) => {
-                failures.add(&label, e);
-                continue;
-            }
-        };
+    for (label, target) in failures.usable(listed) {
         let mut text = Vec::new();
         let done = super::discover::run(home, target, options, offline, &mut text);
         say(out, &label, &text)?;
@@ -214,7 +217,10 @@ fn sync_in_background(
     out.flush()?;
     match daemon::detach(lock, &log)? {
         daemon::Detached::Parent { pid } => {
-            let usable = listed.iter().filter(|l| l.target.is_ok()).count();
+            // Those that cannot be synced are known already: said here too,
+            // so that whoever started it sees them.
+            let mut failures = Failures::default();
+            let usable = failures.usable(listed).len();
             writeln!(
                 out,
                 "Syncing {} in background (PID {pid})",
@@ -226,14 +232,6 @@ fn sync_in_background(
                 log.display()
             )?;
             writeln!(out, "Check: patina-forge --status --all")?;
-            // Those that cannot be synced are known already: said here too,
-            // so that whoever started it sees them.
-            let mut failures = Failures::default();
-            for entry in listed {
-                if let Err(e) = &entry.target {
-                    failures.add(&entry.label(), e);
-                }
-            }
             Ok(failures.close(false))
         }
         daemon::Detached::Child(_lock) => {
@@ -332,15 +330,7 @@ fn drain_all(
     let mut seats = Vec::new();
     let mut owned = Vec::new();
     let mut skipped = 0;
-    for entry in listed {
-        let label = entry.label();
-        let target = match &entry.target {
-            Ok(target) => target,
-            Err(e) => {
-                failures.add(&label, e);
-                continue;
-            }
-        };
+    for (label, target) in failures.usable(listed) {
         let lock = match SyncLock::acquire(home, &target.forge.repo) {
             Ok(lock) => lock,
             Err(e) => match e.downcast::<Busy>() {
@@ -441,7 +431,7 @@ fn ready(
             report::thousands(pending)
         )?;
     }
-    let Some(nothing_pending) = super::drain::has_work(&store, &repo, limit)? else {
+    let Some(nothing_pending) = super::drain::has_work(&store, &repo, pending, limit)? else {
         writeln!(text, "{}", super::drain::nothing_pending_line(&repo))?;
         seat.say(voice, out, &text)?;
         return Ok(None);

@@ -110,7 +110,7 @@ fn drain_holding(
     let repo = target.forge.repo.to_string();
     let mut store = Store::open(&target.db_path)?;
     report::opened(&target.db_path, store.adopted(), store.repaired());
-    let Some(nothing_pending) = has_work(&store, &repo, limit)? else {
+    let Some(nothing_pending) = has_work(&store, &repo, store.pending(&repo)?, limit)? else {
         return Ok(writeln!(out, "{}", nothing_pending_line(&repo))?);
     };
     let Connection { forge, pace } = connect::connect(home, target, options, Purpose::Drain)?;
@@ -126,12 +126,18 @@ fn drain_holding(
     conclude(target, store.followed(), nothing_pending, &summary, out)
 }
 
-/// Whether a drain has anything to do: `None` when nothing is pending and
-/// there is nothing to refresh either (a bounded drain does not refresh,
-/// and before anything was ever fetched there is nothing to refresh);
-/// else whether nothing is pending (the drain is then a refresh alone).
-pub(crate) fn has_work(store: &Store, repo: &str, limit: Option<u64>) -> Result<Option<bool>> {
-    let nothing_pending = store.pending(repo)? == 0;
+/// Whether a drain of `pending` refs has anything to do: `None` when
+/// nothing is pending and there is nothing to refresh either (a bounded
+/// drain does not refresh, and before anything was ever fetched there is
+/// nothing to refresh); else whether nothing is pending (the drain is then a
+/// refresh alone).
+pub(crate) fn has_work(
+    store: &Store,
+    repo: &str,
+    pending: u64,
+    limit: Option<u64>,
+) -> Result<Option<bool>> {
+    let nothing_pending = pending == 0;
     if nothing_pending && (limit.is_some() || store.refresh_state(repo)?.mark.is_none()) {
         return Ok(None);
     }

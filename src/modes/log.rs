@@ -59,11 +59,7 @@ pub fn run_all(
             }
             Err(e) => {
                 failed = true;
-                eprintln!(
-                    "error: {}: {}",
-                    entry.label(),
-                    format!("{e:#}").replace('\n', " ")
-                );
+                eprintln!("error: {}: {}", entry.label(), report::one_line(e));
             }
         }
     }

@@ -31,13 +31,12 @@ fn api_host(forge: &Forge, options: &ForgeOptions, status: &report::Status) -> O
     Some(pace::host_key(&url))
 }
 
-/// What the pace ledger of `host` holds back, read without creating anything.
-fn waiting(home: &PatinaHome, host: &str) -> Option<report::Waiting> {
-    let (until, reason) = pace::waiting(home, host)?;
-    Some(report::Waiting {
+/// What a pace ledger holds back, as status says it.
+fn waiting((until, reason): (SystemTime, String)) -> report::Waiting {
+    report::Waiting {
         until: humantime::format_rfc3339_seconds(until).to_string(),
         reason,
-    })
+    }
 }
 
 /// A repository's status and the API host its requests go to.
@@ -101,7 +100,10 @@ fn read_once(
             }
             status.last_refresh = report::LastRefresh::from_state(&store.refresh_state(&repo)?);
             host = api_host(forge, options, &status);
-            status.waiting = host.as_deref().and_then(|host| waiting(home, host));
+            status.waiting = host
+                .as_deref()
+                .and_then(|host| pace::waiting(home, host))
+                .map(waiting);
             if let Some(run) = store.latest_run(&repo)? {
                 let now = SystemTime::now();
                 status.running = holder.is_some();
@@ -168,10 +170,10 @@ pub fn run_all(
         let (outcome, host) = match (status, &listed.target) {
             (Ok(status), _) => (Ok(status.report), status.host),
             (Err(e), Ok(target)) => (
-                Err((Some(target.forge.repo.to_string()), one_line(&e))),
+                Err((Some(target.forge.repo.to_string()), report::one_line(&e))),
                 None,
             ),
-            (Err(e), Err(_)) => (Err((None, one_line(&e))), None),
+            (Err(e), Err(_)) => (Err((None, report::one_line(&e))), None),
         };
         if let Some(host) = host {
             hosts.entry(host).or_default().push(rows.len());
@@ -198,70 +200,55 @@ pub fn run_all(
         all.write_text(out, SystemTime::now())?;
     }
     out.flush()?;
-    let mut failed = false;
+    let mut failures = super::all::Failures::default();
     for row in &all.rows {
         if let Err((_, why)) = &row.outcome {
-            eprintln!("error: {}: {why}", row.label);
-            failed = true;
+            failures.add(&row.label, why);
         }
     }
-    Ok(if failed {
-        ExitCode::Failure
-    } else {
-        ExitCode::Success
-    })
+    Ok(failures.close(false))
 }
 
 /// Every repository's status, on as many threads as there are cores (at
-/// most 4): each is a few files opened and counted, independent of the
-/// others.
+/// most 4), each taking its share in order: each is a few files opened and
+/// counted, independent of the others.
 fn read_all(home: &PatinaHome, listed: &[Listed], options: &ForgeOptions) -> Vec<Result<Status>> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
+    // What a thread needs of a target (a `Target` holds a repository that
+    // cannot be shared between threads), or why there is none.
     let jobs: Vec<Result<(Forge, &Path), String>> = listed
         .iter()
         .map(|l| match &l.target {
             Ok(t) => Ok((t.forge.clone(), t.db_path.as_path())),
-            Err(e) => Err(one_line(e)),
+            Err(e) => Err(report::one_line(e)),
         })
         .collect();
-    let results: Vec<Mutex<Option<Result<Status>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let work = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(job) = jobs.get(i) else { break };
-            let status = match job {
+    let read_share = |share: &[Result<(Forge, &Path), String>]| -> Vec<Result<Status>> {
+        share
+            .iter()
+            .map(|job| match job {
                 Ok((forge, db)) => read(home, forge, db, options),
                 Err(why) => Err(anyhow::anyhow!("{why}")),
-            };
-            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
-        }
+            })
+            .collect()
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, 4)
-        .min(jobs.len());
-    if threads <= 1 {
-        work();
-    } else {
-        std::thread::scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(work);
-            }
-            work();
-        });
-    }
-    results
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err(anyhow::anyhow!("not read")))
-        })
-        .collect()
+        .min(jobs.len().max(1));
+    let share = jobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(share)
+            .map(|jobs| scope.spawn(move || read_share(jobs)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// What the rows of `members` and the ledger say of one API host.
@@ -292,16 +279,11 @@ fn host_status(
         .filter(|&at| at > now)
         .map(|at| humantime::format_rfc3339_seconds(at).to_string());
     report::Host {
-        waiting: waiting(home, &host),
+        waiting: ledger.as_ref().and_then(|l| l.waiting(now)).map(waiting),
         host,
         repos: members.iter().map(|&i| rows[i].label.clone()).collect(),
         rate_limit,
         next_slot,
         secondary_limits: ledger.map_or(0, |l| l.strikes),
     }
-}
-
-/// An error as one line, its causes after colons.
-fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
 }

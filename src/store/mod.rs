@@ -442,6 +442,19 @@ mod tests {
         names
     }
 
+    /// The store beside `dir/patina.db`, opened read-only, and the rows of
+    /// its table `t`.
+    fn read_t(dir: &Path) -> (Store, i64) {
+        let store = Store::open_read_only(&dir.join("patina.db"))
+            .unwrap()
+            .expect("the store");
+        let n = store
+            .conn
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        (store, n)
+    }
+
     #[test]
     fn reading_a_wal_database_creates_nothing_whatever_its_folder_is_called() {
         let temp = tempfile::tempdir().unwrap();
@@ -455,13 +468,7 @@ mod tests {
         }
         assert_eq!(files(&dir), ["patina-forge.db"]);
 
-        let store = Store::open_read_only(&dir.join("patina.db"))
-            .unwrap()
-            .expect("the store");
-        let n: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
-            .unwrap();
+        let (store, n) = read_t(&dir);
         assert_eq!(n, 2);
         assert!(!store.wal_appeared());
         drop(store);
@@ -470,13 +477,7 @@ mod tests {
         // While a writer has it open, a reader reads through its WAL.
         let writer = open_writer(&own).unwrap();
         writer.execute_batch("INSERT INTO t VALUES (3);").unwrap();
-        let store = Store::open_read_only(&dir.join("patina.db"))
-            .unwrap()
-            .expect("the store");
-        let n: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
-            .unwrap();
+        let (store, n) = read_t(&dir);
         assert_eq!(n, 3);
         assert!(!store.wal_appeared());
     }

@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use drive::Ran;
 use fakeforge::{FakeForge, Item, Logged};
-use testenv::{TestEnv, query_db};
+use testenv::{Output, TestEnv, query_db};
 
 /// `--delay` of the drains: quick, but every request passes the ledger.
 const DELAY: &str = "50ms";
@@ -105,30 +104,15 @@ impl World {
     /// The binary with `--all`, as a timer runs it: no API address given,
     /// run from outside any repository.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.big.home())
-            .env("LC_ALL", "C")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("PATINA_HOME", self.home())
-            // Not a repository: --all lists the registry alone.
-            .current_dir(self.big.root())
-            .stdin(std::process::Stdio::null())
-            .arg("--all")
-            .args(args);
-        cmd
+        let mut all = vec!["--all"];
+        all.extend_from_slice(args);
+        self.big.bare_command(&all)
     }
 
-    fn run(&self, args: &[&str]) -> Ran {
-        let out = self.command(args).output().expect("run patina-forge --all");
-        Ran {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code(),
-            what: format!("patina-forge --all {}", args.join(" ")),
-        }
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--all"];
+        all.extend_from_slice(args);
+        self.big.run_bare(&all)
     }
 
     /// `(resolved, pending)` of `repo` in `env`'s store.
@@ -532,16 +516,9 @@ fn the_project_run_from_joins_the_registered_ones_once() {
 #[test]
 fn a_registry_that_lists_nothing_is_an_error_that_says_what_to_do() {
     let env = TestEnv::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("PATINA_HOME", env.patina_home())
-        .current_dir(env.root())
-        .args(["--all", "--resume"]);
-    let ran = cmd.output().unwrap();
-    assert_eq!(ran.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&ran.stderr);
+    let ran = env.run_bare(&["--all", "--resume"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.dump());
+    let stderr = &ran.stderr;
     assert!(
         stderr.starts_with("error: no repositories: ") && stderr.contains("patina repo add"),
         "{stderr}"
@@ -613,7 +590,7 @@ fn kill_9_of_sync_all_then_resume_all_loses_nothing_and_fetches_nothing_twice() 
 /// The PID `--sync --all`'s parent names, with the guard that kills it
 /// when the test ends.
 #[cfg(target_os = "linux")]
-fn started(world: &World, out: &Ran) -> KillOnDrop {
+fn started(world: &World, out: &Output) -> KillOnDrop {
     let pid: i32 = out
         .stdout
         .lines()

@@ -7,7 +7,7 @@ mod testenv;
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,95 +16,6 @@ use testenv::TestEnv;
 
 /// A guard against hangs, not a claim on speed.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-struct Out {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-    what: String,
-}
-
-impl Out {
-    fn dump(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn exit(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n{}",
-            self.dump()
-        );
-        self
-    }
-}
-
-/// The binary as the user runs it from the temp root (no repository there:
-/// `--all` lists the registry alone), with repositories using the API base
-/// they remember.
-fn command(env: &TestEnv, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patina-forge"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("LC_ALL", "C")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATINA_HOME", env.patina_home())
-        .current_dir(env.root())
-        .args(args)
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn pf(env: &TestEnv, args: &[&str]) -> Out {
-    let out = command(env, args).output().expect("run patina-forge");
-    Out {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
-        what: format!("patina-forge {}", args.join(" ")),
-    }
-}
-
-/// A clone at `<root>/<folder>` whose `origin` names `acme/<folder>`.
-fn clone_of(env: &TestEnv, folder: &str) -> PathBuf {
-    let dir = env.root().join(folder);
-    env.git_in(
-        env.root(),
-        &["init", "-q", "-b", "main", dir.to_str().unwrap()],
-    );
-    env.git_in(
-        &dir,
-        &[
-            "-c",
-            "user.name=Test Author",
-            "-c",
-            "user.email=author@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "first (#1)",
-        ],
-    );
-    env.set_origin_in(&dir, &format!("https://github.com/acme/{folder}.git"));
-    dir
-}
-
-fn write_registry(env: &TestEnv, entries: &[(&str, &Path)]) {
-    let mut yaml = String::from("version: 1\nrepos:\n");
-    for (name, path) in entries {
-        yaml.push_str(&format!("  {name}:\n    path: {}\n", path.display()));
-    }
-    fs::write(env.patina_home().join("registry.yaml"), yaml).expect("write registry.yaml");
-}
 
 fn log_path(env: &TestEnv, name: &str) -> PathBuf {
     env.patina_home()
@@ -135,9 +46,9 @@ fn at(second: u32) -> String {
 /// Two registered repositories, alpha and beta.
 fn two_repositories() -> TestEnv {
     let env = TestEnv::new();
-    let alpha = clone_of(&env, "alpha");
-    let beta = clone_of(&env, "beta");
-    write_registry(&env, &[("alpha", &alpha), ("beta", &beta)]);
+    let alpha = env.clone_at("alpha", "acme/alpha");
+    let beta = env.clone_at("beta", "acme/beta");
+    env.write_registry(&[("alpha", &alpha), ("beta", &beta)]);
     env
 }
 
@@ -185,8 +96,8 @@ fn logs_are_interleaved_by_their_stamps() {
         format!("[alpha] {} a five", at(5)),
         format!("[beta] {} b six", at(6)),
     ];
-    let out = pf(&env, &["--log", "--all", "--lines", "9"]);
-    out.exit(0);
+    let out = env.run_bare(&["--log", "--all", "--lines", "9"]);
+    out.assert_exit(0);
     assert_eq!(out.stderr, "", "{}", out.dump());
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
@@ -195,8 +106,8 @@ fn logs_are_interleaved_by_their_stamps() {
         out.dump()
     );
 
-    let out = pf(&env, &["--log", "--all", "--lines", "3"]);
-    out.exit(0);
+    let out = env.run_bare(&["--log", "--all", "--lines", "3"]);
+    out.assert_exit(0);
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
         merged[6..],
@@ -205,8 +116,8 @@ fn logs_are_interleaved_by_their_stamps() {
     );
 
     // The default 20: beta's old lines before the rest.
-    let out = pf(&env, &["--log", "--all"]);
-    out.exit(0);
+    let out = env.run_bare(&["--log", "--all"]);
+    out.assert_exit(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 20, "{}", out.dump());
     assert_eq!(
@@ -232,12 +143,12 @@ fn logs_are_interleaved_by_their_stamps() {
 #[test]
 fn no_log_at_all_says_how_to_start_one_and_a_gone_clone_is_an_error() {
     let env = TestEnv::new();
-    let alpha = clone_of(&env, "alpha");
-    let gone = clone_of(&env, "gone");
-    write_registry(&env, &[("alpha", &alpha), ("gone", &gone)]);
+    let alpha = env.clone_at("alpha", "acme/alpha");
+    let gone = env.clone_at("gone", "acme/gone");
+    env.write_registry(&[("alpha", &alpha), ("gone", &gone)]);
 
-    let out = pf(&env, &["--log", "--all"]);
-    out.exit(0);
+    let out = env.run_bare(&["--log", "--all"]);
+    out.assert_exit(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{}", out.dump());
     assert!(
@@ -249,8 +160,8 @@ fn no_log_at_all_says_how_to_start_one_and_a_gone_clone_is_an_error() {
 
     fs::remove_dir_all(&gone).unwrap();
     write_log(&env, "acme-alpha", &format!("{} a one\n", at(1)));
-    let out = pf(&env, &["--log", "--all"]);
-    out.exit(1);
+    let out = env.run_bare(&["--log", "--all"]);
+    out.assert_exit(1);
     assert_eq!(out.stdout, format!("[alpha] {} a one\n", at(1)));
     let errors: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(errors.len(), 1, "{}", out.dump());
@@ -285,9 +196,9 @@ fn the_logs_of_two_real_syncs() {
     for name in ["alpha", "beta"] {
         let dir = env.root().join(name);
         let dir = dir.to_str().unwrap();
-        pf(&env, &["-C", dir, "--api-url", &url]).exit(0);
-        let out = pf(&env, &["-C", dir, "--sync", "--delay", "10ms"]);
-        out.exit(0);
+        env.run_bare(&["-C", dir, "--api-url", &url]).assert_exit(0);
+        let out = env.run_bare(&["-C", dir, "--sync", "--delay", "10ms"]);
+        out.assert_exit(0);
         assert!(
             out.stdout.contains("Syncing in background (PID"),
             "{}",
@@ -299,7 +210,7 @@ fn the_logs_of_two_real_syncs() {
         let dir = env.root().join(name);
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let out = pf(&env, &["-C", dir.to_str().unwrap(), "--status", "--json"]);
+            let out = env.run_bare(&["-C", dir.to_str().unwrap(), "--status", "--json"]);
             let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
             if v["running"] == false && v["last_run"]["state"] == "finished" {
                 break;
@@ -309,8 +220,8 @@ fn the_logs_of_two_real_syncs() {
         }
     }
 
-    let out = pf(&env, &["--log", "--all", "--lines", "10000"]);
-    out.exit(0);
+    let out = env.run_bare(&["--log", "--all", "--lines", "10000"]);
+    out.assert_exit(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     for (name, repo) in [("alpha", "acme-alpha"), ("beta", "acme-beta")] {
         let log = fs::read_to_string(log_path(&env, repo)).unwrap();
@@ -352,7 +263,8 @@ struct Follower {
 impl Follower {
     fn start(env: &TestEnv, args: &[&str]) -> Follower {
         let out = env.root().join("follow.stdout");
-        let child = command(env, args)
+        let child = env
+            .bare_command(args)
             .stdout(fs::File::create(&out).unwrap())
             .stderr(Stdio::null())
             .spawn()

@@ -7,117 +7,15 @@
 mod testenv;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fakeforge::{FakeForge, Item};
 use serde_json::{Value, json};
-use testenv::{TestEnv, db_under, query_db};
+use testenv::{Output, TestEnv, db_under, query_db};
 
 /// Spacing for runs that are not about pacing.
 const DELAY: &str = "10ms";
-
-/// What one run printed and how it ended.
-struct Out {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-    what: String,
-}
-
-impl Out {
-    fn dump(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn exit(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n{}",
-            self.dump()
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e})\n{}", self.dump()))
-    }
-
-    fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-}
-
-/// The binary with exactly `args`, run from the temp root (no repository,
-/// so `--all` lists the registry alone unless `-C` names a project), and
-/// without `PATINA_FORGE_API_URL`: each repository uses the API base it
-/// remembers.
-fn pf(env: &TestEnv, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_patina-forge"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("LC_ALL", "C")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATINA_HOME", env.patina_home())
-        .current_dir(env.root())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run patina-forge");
-    Out {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
-        what: format!("patina-forge {}", args.join(" ")),
-    }
-}
-
-/// A clone at `<root>/<folder>` whose `origin` names `forge_repo` on
-/// github.com, with one commit mentioning #1.
-fn clone_of(env: &TestEnv, folder: &str, forge_repo: &str) -> PathBuf {
-    let dir = env.root().join(folder);
-    env.git_in(
-        env.root(),
-        &["init", "-q", "-b", "main", dir.to_str().unwrap()],
-    );
-    env.git_in(
-        &dir,
-        &[
-            "-c",
-            "user.name=Test Author",
-            "-c",
-            "user.email=author@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "first (#1)",
-        ],
-    );
-    env.set_origin_in(&dir, &format!("https://github.com/{forge_repo}.git"));
-    dir
-}
-
-fn write_registry(env: &TestEnv, entries: &[(&str, &Path)]) {
-    let mut yaml = String::from("version: 1\nrepos:\n");
-    for (name, path) in entries {
-        yaml.push_str(&format!("  {name}:\n    path: {}\n", path.display()));
-    }
-    fs::write(env.patina_home().join("registry.yaml"), yaml).expect("write registry.yaml");
-}
 
 /// A fake whose hourly budget is large enough that spreading it asks for
 /// less than `DELAY`, holding issues `1..=items` of each of `repos`.
@@ -140,7 +38,7 @@ fn run_at(env: &TestEnv, dir: &Path, forge: &FakeForge, args: &[&str]) {
     let mut full = vec!["-C", dir.to_str().unwrap()];
     full.extend_from_slice(args);
     full.extend_from_slice(&["--api-url", &url, "--delay", DELAY]);
-    pf(env, &full).exit(0);
+    env.run_bare(&full).assert_exit(0);
 }
 
 /// (total, resolved, pending, failed) of `repo` as the store counts them.
@@ -181,7 +79,7 @@ fn host_of(forge: &FakeForge) -> String {
 
 /// The first word of each table row (the header and the lines under rows,
 /// which start with spaces, left out), up to the blank line before the hosts.
-fn table_labels(out: &Out) -> Vec<String> {
+fn table_labels(out: &Output) -> Vec<String> {
     out.stdout
         .lines()
         .skip(1)
@@ -196,22 +94,20 @@ fn every_repository_in_one_table_newest_activity_first() {
     let env = TestEnv::with_origin();
     let forge = forge_with(&[("acme/alpha", 8), ("acme/beta", 6), ("acme/gamma", 4)]);
     forge.delete("acme/beta", 2);
-    let alpha = clone_of(&env, "alpha", "acme/alpha");
-    let beta = clone_of(&env, "beta", "acme/beta");
-    let gamma = clone_of(&env, "gamma", "acme/gamma");
-    let gone = clone_of(&env, "gone", "acme/gone");
-    write_registry(
-        &env,
-        &[
-            ("alpha", &alpha),
-            ("beta", &beta),
-            ("gamma", &gamma),
-            ("gone", &gone),
-        ],
-    );
+    let alpha = env.clone_at("alpha", "acme/alpha");
+    let beta = env.clone_at("beta", "acme/beta");
+    let gamma = env.clone_at("gamma", "acme/gamma");
+    let gone = env.clone_at("gone", "acme/gone");
+    env.write_registry(&[
+        ("alpha", &alpha),
+        ("beta", &beta),
+        ("gamma", &gamma),
+        ("gone", &gone),
+    ]);
     // The project run from: discovered offline, never drained.
     env.commit("project (#3)");
-    pf(&env, &["-C", env.repo().to_str().unwrap(), "--offline"]).exit(0);
+    env.run_bare(&["-C", env.repo().to_str().unwrap(), "--offline"])
+        .assert_exit(0);
 
     // alpha: a part drained; gamma: discovered only (its API base given
     // once); beta, a second later: everything drained and refreshed, a
@@ -234,8 +130,8 @@ fn every_repository_in_one_table_newest_activity_first() {
     // store that a reader would leave behind included.
     let before = env.snapshot();
     let project = env.repo().to_str().unwrap();
-    let out = pf(&env, &["--status", "--all", "--json", "-C", project]);
-    out.exit(1);
+    let out = env.run_bare(&["--status", "--all", "--json", "-C", project]);
+    out.assert_exit(1);
     let v = out.json();
     let repos = v["repos"].as_array().expect("repos");
     let names: Vec<&Value> = repos.iter().map(|r| &r["name"]).collect();
@@ -270,8 +166,8 @@ fn every_repository_in_one_table_newest_activity_first() {
         assert_eq!(&counts_of(object), stored, "{object}");
         assert_eq!(object["path"], json!(dir.to_str().unwrap()), "{object}");
         assert_eq!(object["error"], Value::Null, "{object}");
-        let single = pf(&env, &["-C", dir.to_str().unwrap(), "--status", "--json"]);
-        single.exit(0);
+        let single = env.run_bare(&["-C", dir.to_str().unwrap(), "--status", "--json"]);
+        single.assert_exit(0);
         let mut expected = single.json();
         let expected_map = expected.as_object_mut().unwrap();
         expected_map.insert("name".into(), object["name"].clone());
@@ -339,8 +235,8 @@ fn every_repository_in_one_table_newest_activity_first() {
     env.assert_unchanged(&before);
 
     // The table: the same order, the error under its row, the host's line.
-    let text = pf(&env, &["--status", "--all", "-C", project]);
-    text.exit(1);
+    let text = env.run_bare(&["--status", "--all", "-C", project]);
+    text.assert_exit(1);
     assert_eq!(
         table_labels(&text),
         ["beta", "alpha", "acme/widget", "gamma", "gone"],
@@ -377,13 +273,14 @@ fn every_repository_in_one_table_newest_activity_first() {
 fn all_readable_is_exit_zero_and_hosts_come_from_the_ledger() {
     let env = TestEnv::new();
     let forge = forge_with(&[("acme/alpha", 3)]);
-    let alpha = clone_of(&env, "alpha", "acme/alpha");
-    let gamma = clone_of(&env, "gamma", "acme/gamma");
-    write_registry(&env, &[("alpha", &alpha), ("gamma", &gamma)]);
+    let alpha = env.clone_at("alpha", "acme/alpha");
+    let gamma = env.clone_at("gamma", "acme/gamma");
+    env.write_registry(&[("alpha", &alpha), ("gamma", &gamma)]);
     run_at(&env, &alpha, &forge, &[]);
     run_at(&env, &alpha, &forge, &["--limit", "1"]);
     // gamma is on github.com: no request, its host is the kind's default.
-    pf(&env, &["-C", gamma.to_str().unwrap(), "--offline"]).exit(0);
+    env.run_bare(&["-C", gamma.to_str().unwrap(), "--offline"])
+        .assert_exit(0);
 
     // A secondary limit twice in a row holds every request for ten minutes.
     let host = host_of(&forge);
@@ -406,8 +303,8 @@ fn all_readable_is_exit_zero_and_hosts_come_from_the_ledger() {
     .unwrap();
 
     let before = env.snapshot();
-    let out = pf(&env, &["--status", "--all", "--json"]);
-    out.exit(0);
+    let out = env.run_bare(&["--status", "--all", "--json"]);
+    out.assert_exit(0);
     assert_eq!(out.stderr, "", "{}", out.dump());
     let v = out.json();
     let until =
@@ -437,8 +334,8 @@ fn all_readable_is_exit_zero_and_hosts_come_from_the_ledger() {
         .unwrap();
     assert_eq!(alpha_row["waiting"], hosts[0]["waiting"]);
 
-    let text = pf(&env, &["--status", "--all"]);
-    text.exit(0);
+    let text = env.run_bare(&["--status", "--all"]);
+    text.assert_exit(0);
     let clock = &until[11..16];
     let line = text
         .stdout

@@ -295,6 +295,43 @@ impl TestEnv {
         }
     }
 
+    /// A second repository at `<root>/<folder>` with one commit (`first
+    /// (#1)`), its `origin` naming `forge_repo` on github.com.
+    pub fn clone_at(&self, folder: &str, forge_repo: &str) -> PathBuf {
+        let dir = self.root.join(folder);
+        self.git_in(
+            &self.root,
+            &["init", "-q", "-b", "main", dir.to_str().unwrap()],
+        );
+        self.git_in(
+            &dir,
+            &[
+                "-c",
+                "user.name=Test Author",
+                "-c",
+                "user.email=author@example.com",
+                "-c",
+                "commit.gpgsign=false",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "first (#1)",
+            ],
+        );
+        self.set_origin_in(&dir, &format!("https://github.com/{forge_repo}.git"));
+        dir
+    }
+
+    /// `$PATINA_HOME/registry.yaml` listing `entries` (name, clone path).
+    pub fn write_registry(&self, entries: &[(&str, &Path)]) {
+        let mut yaml = String::from("version: 1\nrepos:\n");
+        for (name, path) in entries {
+            yaml.push_str(&format!("  {name}:\n    path: {}\n", path.display()));
+        }
+        fs::write(self.patina_home.join("registry.yaml"), yaml).expect("write registry.yaml");
+    }
+
     // ---- the binary ---------------------------------------------------------
 
     /// Runs the binary with `-C <repo>` prepended unless `args` name a target
@@ -340,12 +377,26 @@ impl TestEnv {
             .stdin(Stdio::null())
             .output()
             .expect("run patina-forge");
-        Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code(),
-            what,
-        }
+        Output::of(out, what)
+    }
+
+    /// The binary with exactly `args`, run from `root()` (no repository
+    /// there: `--all` lists the registry alone), without
+    /// `PATINA_FORGE_API_URL`: each repository uses the API base it
+    /// remembers, as a timer's run does.
+    pub fn bare_command(&self, args: &[&str]) -> Command {
+        let mut cmd = base_command(env!("CARGO_BIN_EXE_patina-forge"), &self.home);
+        cmd.env("PATINA_HOME", &self.patina_home)
+            .current_dir(&self.root)
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs [`TestEnv::bare_command`].
+    pub fn run_bare(&self, args: &[&str]) -> Output {
+        let out = self.bare_command(args).output().expect("run patina-forge");
+        Output::of(out, format!("patina-forge {}", args.join(" ")))
     }
 
     /// Like [`TestEnv::run`], for a run that could hang: one still running
@@ -376,12 +427,7 @@ impl TestEnv {
         let out = child
             .wait_with_output()
             .expect("read patina-forge's output");
-        Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code(),
-            what,
-        }
+        Output::of(out, what)
     }
 
     /// The binary as [`TestEnv::run`] starts it (`-C <repo>` first, the
@@ -596,11 +642,35 @@ pub fn numbers_in(path: &Path) -> Vec<i64> {
 }
 
 impl Output {
-    fn dump(&self) -> String {
+    fn of(out: std::process::Output, what: String) -> Output {
+        Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+            what,
+        }
+    }
+
+    /// What ran, how it ended and what it printed, for a failed assertion.
+    pub fn dump(&self) -> String {
         format!(
             "{} exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
             self.what, self.code, self.stdout, self.stderr
         )
+    }
+
+    /// Stdout as the one JSON value it must be.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e})\n{}", self.dump()))
+    }
+
+    /// Stderr's lines that are not blank.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 
     pub fn assert_success(&self) -> &Self {

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import loadavg, log, machine  # noqa: E402
+from common import loadavg, log, machine, stop_fake  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "patina-bench-fake-token"
@@ -118,12 +118,7 @@ def main():
                 sent.append(requests() - before)
             rows.append((label, statistics.median(walls), min(walls), sent))
     finally:
-        fake.stdin.close()
-        try:
-            fake.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            fake.kill()
-            fake.wait()
+        stop_fake(fake)
     shutil.rmtree(work, ignore_errors=True)
 
     print(f"- Machine: {machine()}; load average {load_before} before, {loadavg()} after.")

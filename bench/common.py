@@ -45,3 +45,15 @@ def machine():
         pass
     return f"{os.cpu_count()} × {model} (nproc {capture('nproc') or '?'}){mem}, " \
            f"{platform.system()} {platform.release()}"
+
+
+def stop_fake(fake):
+    """Ends an `examples/fake-forge` started with a pipe on its stdin: end of
+    file asks it to stop; one that does not within 10 s is killed."""
+    import subprocess
+    fake.stdin.close()
+    try:
+        fake.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        fake.kill()
+        fake.wait()

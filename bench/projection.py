@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from common import capture, loadavg, log, machine
+from common import capture, loadavg, log, machine, stop_fake
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORGE = "acme/widget"
@@ -167,12 +167,7 @@ def main():
         ckpt = checkpoint_cost(data, work)
         load_after = loadavg()
     finally:
-        fake.stdin.close()
-        try:
-            fake.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            fake.kill()
-            fake.wait()
+        stop_fake(fake)
 
     version = capture(binary, "--version") or "?"
     head = capture("git", "-C", ROOT, "rev-parse", "--short", "HEAD") or "?"
